@@ -1,0 +1,448 @@
+//! Settings, read once at start from the environment (and `.env`) into typed values.
+//!
+//! This is the only module that knows the variable names. Parsing goes through
+//! [`Config::from_lookup`], so tests never touch the process environment.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Every setting the server runs with, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The public base URL sipgate reaches this server at (`WEBHOOK_URL`).
+    pub webhook_url: WebhookUrl,
+    /// Where to listen (`LISTEN_ADDR`).
+    pub listen_addr: SocketAddr,
+    /// `true` turns the signature check off (`SKIP_SIGNATURE_VERIFICATION`).
+    pub skip_signature_verification: bool,
+    /// A PEM file that replaces the embedded sipgate key (`SIPGATE_PUBLIC_KEY_FILE`).
+    pub public_key_file: Option<PathBuf>,
+    /// Handler threads (`WORKERS`).
+    pub workers: usize,
+    /// Larger request bodies are refused with 413 (`MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+}
+
+/// One documented variable: its name, its default and what it means. `--help` and the
+/// README's table are written from the same facts.
+pub struct Variable {
+    /// The environment variable's name.
+    pub name: &'static str,
+    /// The value used when it is unset or empty.
+    pub default: &'static str,
+    /// One line for `--help`.
+    pub meaning: &'static str,
+}
+
+/// Every variable the program reads, in the order `--help` lists them.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "WEBHOOK_URL",
+        default: "http://localhost:8080",
+        meaning: "public base URL sipgate reaches this server at; may carry a path prefix and a query",
+    },
+    Variable {
+        name: "LISTEN_ADDR",
+        default: "127.0.0.1:8080",
+        meaning: "address and port to listen on",
+    },
+    Variable {
+        name: "SKIP_SIGNATURE_VERIFICATION",
+        default: "false",
+        meaning: "true accepts unsigned requests (local testing only)",
+    },
+    Variable {
+        name: "SIPGATE_PUBLIC_KEY_FILE",
+        default: "(embedded sipgate key)",
+        meaning: "PEM public key that replaces the embedded one (key rotation)",
+    },
+    Variable {
+        name: "WORKERS",
+        default: "number of CPUs, at least 4",
+        meaning: "request handler threads",
+    },
+    Variable {
+        name: "MAX_BODY_BYTES",
+        default: "65536",
+        meaning: "larger request bodies are refused with 413",
+    },
+    Variable {
+        name: "RUST_LOG",
+        default: "info",
+        meaning: "log filter (error, warn, info, debug, trace); logs go to stderr",
+    },
+];
+
+const MAX_WORKERS: usize = 1024;
+// Far above any sipgate body (all captures are under 1 KiB) and small enough that a full
+// buffer per in-flight request cannot exhaust memory.
+const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// A setting that cannot be used; the program stops with exit code 2 and this one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable's name.
+    pub var: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// What would have been accepted.
+    pub expected: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid {} {:?}: expected {}",
+            self.var, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    ///
+    /// # Errors
+    /// The first variable whose value cannot be used.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+    }
+
+    /// Reads the settings through `lookup`, which returns a variable's value if it is set.
+    /// An empty value counts as unset, so `VAR=` in `.env` means "use the default".
+    ///
+    /// # Errors
+    /// The first variable whose value cannot be used.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        let invalid = |var: &'static str, value: &str, expected: &str| ConfigError {
+            var,
+            value: value.to_owned(),
+            expected: expected.to_owned(),
+        };
+
+        let webhook_url = match get("WEBHOOK_URL") {
+            None => WebhookUrl::parse("http://localhost:8080").expect("the default URL is valid"),
+            Some(value) => WebhookUrl::parse(&value)
+                .map_err(|problem| invalid("WEBHOOK_URL", &value, &problem))?,
+        };
+
+        let listen_addr = match get("LISTEN_ADDR") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(value) => value.parse().map_err(|_| {
+                invalid(
+                    "LISTEN_ADDR",
+                    &value,
+                    "an IP address and port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+                )
+            })?,
+        };
+
+        let skip_signature_verification = match get("SKIP_SIGNATURE_VERIFICATION") {
+            None => false,
+            Some(value) => parse_bool(&value).ok_or_else(|| {
+                invalid(
+                    "SKIP_SIGNATURE_VERIFICATION",
+                    &value,
+                    "true or false (also 1/0, yes/no)",
+                )
+            })?,
+        };
+
+        let public_key_file = get("SIPGATE_PUBLIC_KEY_FILE").map(PathBuf::from);
+
+        let workers = match get("WORKERS") {
+            None => default_workers(),
+            Some(value) => parse_in_range(&value, 1, MAX_WORKERS).ok_or_else(|| {
+                invalid(
+                    "WORKERS",
+                    &value,
+                    &format!("a whole number from 1 to {MAX_WORKERS}"),
+                )
+            })?,
+        };
+
+        let max_body_bytes = match get("MAX_BODY_BYTES") {
+            None => 65536,
+            Some(value) => parse_in_range(&value, 1, MAX_BODY_LIMIT).ok_or_else(|| {
+                invalid(
+                    "MAX_BODY_BYTES",
+                    &value,
+                    &format!("a whole number of bytes from 1 to {MAX_BODY_LIMIT}"),
+                )
+            })?,
+        };
+
+        Ok(Config {
+            webhook_url,
+            listen_addr,
+            skip_signature_verification,
+            public_key_file,
+            workers,
+            max_body_bytes,
+        })
+    }
+}
+
+/// Handlers do little but wait on stdout and sockets, so a few more threads than cores keep
+/// one slow write from holding up the rest.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_in_range(value: &str, min: usize, max: usize) -> Option<usize> {
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+}
+
+/// The public base URL, split into the parts the server needs: the prefix its routes live
+/// under, and the text the callback URLs are built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    /// `scheme://authority` plus the path prefix, without a trailing slash.
+    base: String,
+    /// Length of `scheme://authority` inside `base`; the rest is the path prefix.
+    origin_len: usize,
+    /// The query string without `?`, if any.
+    query: Option<String>,
+}
+
+impl WebhookUrl {
+    /// Accepts `http://` or `https://` URLs with a host, an optional path prefix and an
+    /// optional query; a trailing slash on the path is dropped.
+    ///
+    /// # Errors
+    /// A sentence saying what a valid value looks like.
+    pub fn parse(text: &str) -> Result<WebhookUrl, String> {
+        const EXAMPLE: &str =
+            "such as https://example.com or https://example.com/hooks?token=secret";
+        if let Some(bad) = text.chars().find(|c| {
+            c.is_control()
+                || c.is_whitespace()
+                || !c.is_ascii()
+                || matches!(c, '"' | '<' | '>' | '\\')
+        }) {
+            return Err(format!(
+                "a URL without spaces, quotes or non-ASCII characters (found {bad:?}; percent-encode it), {EXAMPLE}"
+            ));
+        }
+        let lower = text.to_ascii_lowercase();
+        let scheme_len = if lower.starts_with("https://") {
+            "https://".len()
+        } else if lower.starts_with("http://") {
+            "http://".len()
+        } else {
+            return Err(format!("an http:// or https:// URL, {EXAMPLE}"));
+        };
+        if text.contains('#') {
+            return Err(format!("a URL without a #fragment, {EXAMPLE}"));
+        }
+        let (before_query, query) = match text.split_once('?') {
+            Some((before, query)) => (before, (!query.is_empty()).then(|| query.to_owned())),
+            None => (text, None),
+        };
+        let rest = &before_query[scheme_len..];
+        let (authority, path) = match rest.find('/') {
+            Some(slash) => rest.split_at(slash),
+            None => (rest, ""),
+        };
+        let host_and_port = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        if host_and_port.is_empty() || host_and_port.starts_with(':') {
+            return Err(format!("a URL with a host name, {EXAMPLE}"));
+        }
+        if let Some((_, port)) = host_and_port
+            .rsplit_once(':')
+            .filter(|_| !host_and_port.ends_with(']'))
+        {
+            if port.parse::<u16>().is_err() {
+                return Err(format!(
+                    "a URL whose port is a number from 0 to 65535, {EXAMPLE}"
+                ));
+            }
+        }
+        let path = path.trim_end_matches('/');
+        if path.contains("//") {
+            return Err(format!("a URL path without empty segments (//), {EXAMPLE}"));
+        }
+        let origin = &before_query[..scheme_len + authority.len()];
+        Ok(WebhookUrl {
+            base: format!("{origin}{path}"),
+            origin_len: origin.len(),
+            query,
+        })
+    }
+
+    /// The path prefix the routes are served under: `""` or `/hooks/abc` (no trailing slash).
+    pub fn path_prefix(&self) -> &str {
+        &self.base[self.origin_len..]
+    }
+
+    /// The absolute URL sipgate should call for `route` (which starts with `/`), keeping
+    /// the query string.
+    pub fn callback(&self, route: &str) -> String {
+        match &self.query {
+            Some(query) => format!("{}{route}?{query}", self.base),
+            None => format!("{}{route}", self.base),
+        }
+    }
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.query {
+            Some(query) => write!(f, "{}?{query}", self.base),
+            None => f.write_str(&self.base),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let config = config(&[]).unwrap();
+        assert_eq!(
+            config.webhook_url.callback("/on-answer"),
+            "http://localhost:8080/on-answer"
+        );
+        assert_eq!(config.listen_addr, "127.0.0.1:8080".parse().unwrap());
+        assert!(!config.skip_signature_verification);
+        assert_eq!(config.public_key_file, None);
+        assert!(config.workers >= 4);
+        assert_eq!(config.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn empty_values_mean_default() {
+        let config = config(&[("WEBHOOK_URL", ""), ("WORKERS", "")]).unwrap();
+        assert_eq!(config.webhook_url.path_prefix(), "");
+        assert!(config.workers >= 4);
+    }
+
+    #[test]
+    fn every_value_is_parsed() {
+        let config = config(&[
+            ("WEBHOOK_URL", "https://example.com/hooks/abc/?token=a&b=c"),
+            ("LISTEN_ADDR", "[::1]:9000"),
+            ("SKIP_SIGNATURE_VERIFICATION", "TRUE"),
+            ("SIPGATE_PUBLIC_KEY_FILE", "/etc/key.pem"),
+            ("WORKERS", "7"),
+            ("MAX_BODY_BYTES", "1024"),
+        ])
+        .unwrap();
+        assert_eq!(config.webhook_url.path_prefix(), "/hooks/abc");
+        assert_eq!(
+            config.webhook_url.callback("/on-hangup"),
+            "https://example.com/hooks/abc/on-hangup?token=a&b=c"
+        );
+        assert_eq!(config.listen_addr, "[::1]:9000".parse().unwrap());
+        assert!(config.skip_signature_verification);
+        assert_eq!(config.public_key_file, Some(PathBuf::from("/etc/key.pem")));
+        assert_eq!(config.workers, 7);
+        assert_eq!(config.max_body_bytes, 1024);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_the_value_and_the_fix() {
+        let cases = [
+            ("WEBHOOK_URL", "ftp://example.com", "http:// or https://"),
+            ("WEBHOOK_URL", "example.com", "http:// or https://"),
+            ("WEBHOOK_URL", "https://", "host name"),
+            ("WEBHOOK_URL", "https://example.com:99999", "port"),
+            ("WEBHOOK_URL", "https://example.com/a b", "without spaces"),
+            ("WEBHOOK_URL", "https://example.com/#x", "fragment"),
+            ("LISTEN_ADDR", "localhost:8080", "IP address and port"),
+            ("LISTEN_ADDR", "127.0.0.1", "IP address and port"),
+            ("SKIP_SIGNATURE_VERIFICATION", "maybe", "true or false"),
+            ("WORKERS", "0", "from 1 to"),
+            ("WORKERS", "four", "from 1 to"),
+            ("MAX_BODY_BYTES", "-1", "from 1 to"),
+            ("MAX_BODY_BYTES", "999999999999", "from 1 to"),
+        ];
+        for (var, value, hint) in cases {
+            let error = config(&[(var, value)]).unwrap_err();
+            assert_eq!(error.var, var);
+            let line = error.to_string();
+            assert!(
+                line.starts_with(&format!("invalid {var} {value:?}: expected ")),
+                "{line}"
+            );
+            assert!(line.contains(hint), "{line} should mention {hint}");
+        }
+    }
+
+    #[test]
+    fn webhook_url_keeps_prefix_and_query_and_drops_trailing_slash() {
+        let cases = [
+            (
+                "http://localhost:8080",
+                "",
+                "http://localhost:8080/new-call",
+            ),
+            (
+                "http://localhost:8080/",
+                "",
+                "http://localhost:8080/new-call",
+            ),
+            ("https://h.example/p", "/p", "https://h.example/p/new-call"),
+            (
+                "https://h.example/p///",
+                "/p",
+                "https://h.example/p/new-call",
+            ),
+            (
+                "https://h.example/p?t=1",
+                "/p",
+                "https://h.example/p/new-call?t=1",
+            ),
+            (
+                "https://h.example/?t=1",
+                "",
+                "https://h.example/new-call?t=1",
+            ),
+            (
+                "https://h.example?t=1",
+                "",
+                "https://h.example/new-call?t=1",
+            ),
+            (
+                "https://u:pw@h.example:8443/x",
+                "/x",
+                "https://u:pw@h.example:8443/x/new-call",
+            ),
+            ("http://[::1]:8080/x", "/x", "http://[::1]:8080/x/new-call"),
+            ("HTTPS://h.example/x?", "/x", "HTTPS://h.example/x/new-call"),
+        ];
+        for (text, prefix, callback) in cases {
+            let url = WebhookUrl::parse(text).unwrap();
+            assert_eq!(url.path_prefix(), prefix, "{text}");
+            assert_eq!(url.callback("/new-call"), callback, "{text}");
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! sipgate's call events, parsed from their form bodies into typed values, and the one
+//! line each prints.
+//!
+//! Parsing is liberal where sipgate's API is not pinned down (see the spec's UNCONFIRMED
+//! marks): any parameter order, `user[]` spelled encoded or literally, unknown parameters
+//! ignored, unknown `cause` and `direction` values kept. Only `callId` (every event) and
+//! `from`/`to` (newCall) are required.
+
+use std::fmt;
+
+/// Which of sipgate's four events a body carries. The wire names are sipgate's own
+/// (`event=newCall` …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A call starts; sent to the URL set in the sipgate console.
+    NewCall,
+    /// The call was answered; sent to `onAnswer`.
+    Answer,
+    /// The call ended; sent to `onHangup`.
+    Hangup,
+    /// The caller typed digits after a `<Gather>`; sent to `onData`.
+    Dtmf,
+}
+
+impl EventKind {
+    /// The value of the `event` parameter.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            EventKind::NewCall => "newCall",
+            EventKind::Answer => "answer",
+            EventKind::Hangup => "hangup",
+            EventKind::Dtmf => "dtmf",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.wire_name())
+    }
+}
+
+/// `direction`: who placed the call, seen from the sipgate account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Direction {
+    /// `in`: someone calls the account.
+    In,
+    /// `out`: the account calls someone.
+    Out,
+    /// A value sipgate has not documented, kept as sent.
+    Other(String),
+}
+
+impl Direction {
+    fn from_wire(value: &str) -> Direction {
+        match value {
+            "in" => Direction::In,
+            "out" => Direction::Out,
+            other => Direction::Other(other.to_owned()),
+        }
+    }
+
+    /// The value as sipgate sends it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+            Direction::Other(other) => other,
+        }
+    }
+}
+
+/// `cause` of a hangup, as documented by sipgate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HangupCause {
+    /// A participant hung up after the call was established.
+    NormalClearing,
+    /// The called party was busy.
+    Busy,
+    /// The caller hung up before anyone answered.
+    Cancel,
+    /// The called party rejected the call (for example do-not-disturb).
+    NoAnswer,
+    /// The called party could not be reached.
+    Congestion,
+    /// The number does not exist or the party is offline.
+    NotFound,
+    /// The call was forwarded; a new call with a new `callId` follows.
+    Forwarded,
+    /// A value sipgate has not documented, kept as sent.
+    Other(String),
+}
+
+impl HangupCause {
+    fn from_wire(value: &str) -> HangupCause {
+        match value {
+            "normalClearing" => HangupCause::NormalClearing,
+            "busy" => HangupCause::Busy,
+            "cancel" => HangupCause::Cancel,
+            "noAnswer" => HangupCause::NoAnswer,
+            "congestion" => HangupCause::Congestion,
+            "notFound" => HangupCause::NotFound,
+            "forwarded" => HangupCause::Forwarded,
+            other => HangupCause::Other(other.to_owned()),
+        }
+    }
+
+    /// The value as sipgate sends it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            HangupCause::NormalClearing => "normalClearing",
+            HangupCause::Busy => "busy",
+            HangupCause::Cancel => "cancel",
+            HangupCause::NoAnswer => "noAnswer",
+            HangupCause::Congestion => "congestion",
+            HangupCause::NotFound => "notFound",
+            HangupCause::Forwarded => "forwarded",
+            HangupCause::Other(other) => other,
+        }
+    }
+}
+
+/// `event=newCall`. Numbers are E.164 digits without `+`, or `anonymous`, kept as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewCall {
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub direction: Option<Direction>,
+    /// The first call's id after a transfer or forward; equal to `call_id` otherwise.
+    pub orig_call_id: Option<String>,
+    /// `user[]`: the calling user (out) or each user the call rings (in). Entries may be empty.
+    pub users: Vec<String>,
+    /// `userId[]`; its length need not match `users`.
+    pub user_ids: Vec<String>,
+    /// `fullUserId[]`; its length need not match `users`.
+    pub full_user_ids: Vec<String>,
+    pub xcid: Option<String>,
+    /// The originally dialled number when the call was diverted before it reached sipgate.
+    pub diversion: Option<String>,
+}
+
+/// `event=answer`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Answer {
+    pub call_id: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub direction: Option<Direction>,
+    /// The answering user (incoming calls only; singular key `user`).
+    pub user: Option<String>,
+    pub user_id: Option<String>,
+    pub full_user_id: Option<String>,
+    /// The number of the destination that answered.
+    pub answering_number: Option<String>,
+    pub diversion: Option<String>,
+    pub orig_call_id: Option<String>,
+    pub xcid: Option<String>,
+}
+
+/// `event=hangup`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hangup {
+    pub call_id: String,
+    pub cause: Option<HangupCause>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub direction: Option<Direction>,
+    pub answering_number: Option<String>,
+    pub diversion: Option<String>,
+    pub orig_call_id: Option<String>,
+    pub xcid: Option<String>,
+    /// Not documented for hangup, but kept if sipgate sends it.
+    pub user: Option<String>,
+    pub user_id: Option<String>,
+    pub full_user_id: Option<String>,
+}
+
+/// `event=dtmf`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dtmf {
+    pub call_id: String,
+    /// The digits as typed, leading zeros intact; `None` when the caller typed nothing
+    /// (sipgate then omits `dtmf` or sends it empty).
+    pub digits: Option<String>,
+    pub orig_call_id: Option<String>,
+}
+
+/// One parsed call event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    NewCall(NewCall),
+    Answer(Answer),
+    Hangup(Hangup),
+    Dtmf(Dtmf),
+}
+
+impl CallEvent {
+    /// Which event this is.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            CallEvent::NewCall(_) => EventKind::NewCall,
+            CallEvent::Answer(_) => EventKind::Answer,
+            CallEvent::Hangup(_) => EventKind::Hangup,
+            CallEvent::Dtmf(_) => EventKind::Dtmf,
+        }
+    }
+
+    /// The call this event belongs to.
+    pub fn call_id(&self) -> &str {
+        match self {
+            CallEvent::NewCall(e) => &e.call_id,
+            CallEvent::Answer(e) => &e.call_id,
+            CallEvent::Hangup(e) => &e.call_id,
+            CallEvent::Dtmf(e) => &e.call_id,
+        }
+    }
+}
+
+/// Why a body is not the event its route expects. Answered with 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventError {
+    /// A required parameter is absent or empty.
+    MissingField {
+        event: EventKind,
+        field: &'static str,
+    },
+    /// The `event` parameter names another event than the route serves.
+    WrongEvent { expected: EventKind, found: String },
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventError::MissingField { event, field } => {
+                write!(f, "missing required field {field} in the {event} event")
+            }
+            EventError::WrongEvent { expected, found } => write!(
+                f,
+                "event {found:?} sent to the {expected} route, which only takes event={expected}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EventError {}
+
+/// A decoded form body: `+` is a space, `%XX` are UTF-8 bytes (invalid ones become U+FFFD),
+/// and `user%5B%5D` and `user[]` are the same key.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Form {
+        Form(
+            form_urlencoded::parse(body)
+                .map(|(key, value)| (key.into_owned(), value.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The first value of `key`, if present. A repeated single-valued key keeps its first
+    /// value, as most form parsers do.
+    fn first(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Like [`Form::first`], but an empty value counts as absent.
+    fn non_empty(&self, key: &str) -> Option<String> {
+        self.first(key)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+    }
+
+    /// Every value of an array parameter, in order, whether sent as `name[]` or `name`.
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.strip_suffix("[]").unwrap_or(k) == name)
+            .map(|(_, value)| value.clone())
+            .collect()
+    }
+
+    /// A single-valued user field: sipgate sends `user` on answer, but `user[]` elsewhere.
+    fn single_user_field(&self, name: &str) -> Option<String> {
+        self.all(name).into_iter().find(|value| !value.is_empty())
+    }
+
+    fn required(&self, event: EventKind, field: &'static str) -> Result<String, EventError> {
+        self.non_empty(field)
+            .ok_or(EventError::MissingField { event, field })
+    }
+
+    /// `from`/`to` on newCall must be present, but may be empty (sipgate once sent `from=`
+    /// for anonymous outgoing calls).
+    fn required_maybe_empty(
+        &self,
+        event: EventKind,
+        field: &'static str,
+    ) -> Result<String, EventError> {
+        self.first(field)
+            .map(str::to_owned)
+            .ok_or(EventError::MissingField { event, field })
+    }
+}
+
+/// Parses `body` as the event `expected` (the one the route serves). A body without an
+/// `event` parameter is taken to be that event.
+///
+/// # Errors
+/// A missing required field, or an `event` parameter that names another event.
+pub fn parse(expected: EventKind, body: &[u8]) -> Result<CallEvent, EventError> {
+    let form = Form::parse(body);
+    if let Some(found) = form.first("event") {
+        if found != expected.wire_name() {
+            return Err(EventError::WrongEvent {
+                expected,
+                found: found.to_owned(),
+            });
+        }
+    }
+    let direction = || {
+        form.non_empty("direction")
+            .map(|d| Direction::from_wire(&d))
+    };
+    let event = match expected {
+        EventKind::NewCall => CallEvent::NewCall(NewCall {
+            call_id: form.required(expected, "callId")?,
+            from: form.required_maybe_empty(expected, "from")?,
+            to: form.required_maybe_empty(expected, "to")?,
+            direction: direction(),
+            orig_call_id: form.non_empty("origCallId"),
+            users: form.all("user"),
+            user_ids: form.all("userId"),
+            full_user_ids: form.all("fullUserId"),
+            xcid: form.non_empty("xcid"),
+            diversion: form.non_empty("diversion"),
+        }),
+        EventKind::Answer => CallEvent::Answer(Answer {
+            call_id: form.required(expected, "callId")?,
+            from: form.non_empty("from"),
+            to: form.non_empty("to"),
+            direction: direction(),
+            user: form.single_user_field("user"),
+            user_id: form.single_user_field("userId"),
+            full_user_id: form.single_user_field("fullUserId"),
+            answering_number: form.non_empty("answeringNumber"),
+            diversion: form.non_empty("diversion"),
+            orig_call_id: form.non_empty("origCallId"),
+            xcid: form.non_empty("xcid"),
+        }),
+        EventKind::Hangup => CallEvent::Hangup(Hangup {
+            call_id: form.required(expected, "callId")?,
+            cause: form.non_empty("cause").map(|c| HangupCause::from_wire(&c)),
+            from: form.non_empty("from"),
+            to: form.non_empty("to"),
+            direction: direction(),
+            answering_number: form.non_empty("answeringNumber"),
+            diversion: form.non_empty("diversion"),
+            orig_call_id: form.non_empty("origCallId"),
+            xcid: form.non_empty("xcid"),
+            user: form.single_user_field("user"),
+            user_id: form.single_user_field("userId"),
+            full_user_id: form.single_user_field("fullUserId"),
+        }),
+        EventKind::Dtmf => CallEvent::Dtmf(Dtmf {
+            call_id: form.required(expected, "callId")?,
+            digits: form.non_empty("dtmf"),
+            orig_call_id: form.non_empty("origCallId"),
+        }),
+    };
+    Ok(event)
+}
+
+/// Shows an outside string on one line: control characters (a newline in a caller's name,
+/// say) are escaped, so every event stays exactly one line.
+pub struct Printable<'a>(pub &'a str);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An optional value for a line: absent ones read `unknown`.
+struct OrUnknown<'a>(Option<&'a str>);
+
+impl fmt::Display for OrUnknown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(value) if !value.is_empty() => Printable(value).fmt(f),
+            _ => f.write_str("unknown"),
+        }
+    }
+}
+
+/// The event line printed to stdout, one per accepted event, without the newline.
+impl fmt::Display for CallEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallEvent::NewCall(call) => {
+                write!(
+                    f,
+                    "New call from {} to {} (direction {}), callId {}",
+                    OrUnknown(Some(&call.from)),
+                    OrUnknown(Some(&call.to)),
+                    OrUnknown(call.direction.as_ref().map(Direction::as_str)),
+                    Printable(&call.call_id),
+                )?;
+                let mut named = call.users.iter().filter(|user| !user.is_empty());
+                if let Some(first) = named.next() {
+                    write!(f, ", users: {}", Printable(first))?;
+                    for user in named {
+                        write!(f, ", {}", Printable(user))?;
+                    }
+                }
+                Ok(())
+            }
+            CallEvent::Answer(answer) => {
+                write!(
+                    f,
+                    "{} answered call from {}",
+                    OrUnknown(answer.to.as_deref()),
+                    OrUnknown(answer.from.as_deref()),
+                )?;
+                if let Some(user) = &answer.user {
+                    write!(f, ", answered by {}", Printable(user))?;
+                }
+                if let Some(number) = &answer.answering_number {
+                    write!(f, ", answering number {}", Printable(number))?;
+                }
+                write!(f, ", callId {}", Printable(&answer.call_id))
+            }
+            CallEvent::Hangup(hangup) => write!(
+                f,
+                "The call has been hung up, cause {}, callId {}",
+                OrUnknown(hangup.cause.as_ref().map(HangupCause::as_str)),
+                Printable(&hangup.call_id),
+            ),
+            CallEvent::Dtmf(dtmf) => match &dtmf.digits {
+                Some(digits) => write!(
+                    f,
+                    "DTMF digits {}, callId {}",
+                    Printable(digits),
+                    Printable(&dtmf.call_id)
+                ),
+                None => write!(f, "DTMF: no digits, callId {}", Printable(&dtmf.call_id)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(expected: EventKind, body: &str, line: &str) -> CallEvent {
+        let event = parse(expected, body.as_bytes()).unwrap();
+        assert_eq!(event.to_string(), line);
+        event
+    }
+
+    #[test]
+    fn new_call_with_encoded_and_literal_array_keys() {
+        for body in [
+            "event=newCall&from=49211&to=4915&direction=in&callId=c1&user%5B%5D=Alice+Smith&user%5B%5D=Bob&userId%5B%5D=w0",
+            "callId=c1&user[]=Alice%20Smith&direction=in&user[]=Bob&to=4915&from=49211&userId[]=w0&extra=ignored",
+        ] {
+            let event = check(
+                EventKind::NewCall,
+                body,
+                "New call from 49211 to 4915 (direction in), callId c1, users: Alice Smith, Bob",
+            );
+            let CallEvent::NewCall(call) = event else {
+                panic!()
+            };
+            assert_eq!(call.users, ["Alice Smith", "Bob"]);
+            assert_eq!(call.user_ids, ["w0"]);
+            assert!(call.full_user_ids.is_empty());
+            assert_eq!(call.direction, Some(Direction::In));
+        }
+    }
+
+    #[test]
+    fn new_call_requires_call_id_from_and_to() {
+        for (body, field) in [
+            ("event=newCall&from=1&to=2", "callId"),
+            ("event=newCall&from=1&to=2&callId=", "callId"),
+            ("event=newCall&to=2&callId=x", "from"),
+            ("event=newCall&from=1&callId=x", "to"),
+        ] {
+            let error = parse(EventKind::NewCall, body.as_bytes()).unwrap_err();
+            assert_eq!(
+                error,
+                EventError::MissingField {
+                    event: EventKind::NewCall,
+                    field
+                }
+            );
+            assert!(error.to_string().contains(field));
+        }
+    }
+
+    #[test]
+    fn event_that_contradicts_the_route_names_both() {
+        let error = parse(EventKind::Answer, b"event=hangup&callId=x").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "event \"hangup\" sent to the answer route, which only takes event=answer"
+        );
+    }
+
+    #[test]
+    fn missing_event_is_taken_from_the_route() {
+        check(
+            EventKind::Hangup,
+            "callId=x&cause=busy",
+            "The call has been hung up, cause busy, callId x",
+        );
+    }
+
+    #[test]
+    fn unknown_cause_and_direction_are_kept() {
+        let event = parse(
+            EventKind::Hangup,
+            b"event=hangup&callId=x&cause=alienAbduction&direction=sideways",
+        )
+        .unwrap();
+        let CallEvent::Hangup(hangup) = event else {
+            panic!()
+        };
+        assert_eq!(
+            hangup.cause,
+            Some(HangupCause::Other("alienAbduction".into()))
+        );
+        assert_eq!(hangup.direction, Some(Direction::Other("sideways".into())));
+    }
+
+    #[test]
+    fn answer_takes_the_singular_user_and_prints_who_answered() {
+        check(
+            EventKind::Answer,
+            "event=answer&callId=x&user=John+Doe&from=491&to=492&answeringNumber=493",
+            "492 answered call from 491, answered by John Doe, answering number 493, callId x",
+        );
+        check(
+            EventKind::Answer,
+            "event=answer&callId=x",
+            "unknown answered call from unknown, callId x",
+        );
+    }
+
+    #[test]
+    fn dtmf_keeps_leading_zeros_and_treats_empty_as_none() {
+        check(
+            EventKind::Dtmf,
+            "event=dtmf&dtmf=0815&callId=x",
+            "DTMF digits 0815, callId x",
+        );
+        check(
+            EventKind::Dtmf,
+            "event=dtmf&dtmf=&callId=x",
+            "DTMF: no digits, callId x",
+        );
+        check(
+            EventKind::Dtmf,
+            "event=dtmf&callId=x",
+            "DTMF: no digits, callId x",
+        );
+    }
+
+    #[test]
+    fn control_characters_in_names_cannot_break_the_line() {
+        let event = parse(
+            EventKind::NewCall,
+            b"event=newCall&from=1&to=2&callId=x%0Ay&user%5B%5D=Eve%0D%0AFake+line%00",
+        )
+        .unwrap();
+        let line = event.to_string();
+        assert_eq!(
+            line,
+            "New call from 1 to 2 (direction unknown), callId x\\ny, users: Eve\\r\\nFake line\\u{0}"
+        );
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn invalid_utf8_and_percent_encoding_do_not_fail() {
+        let event = parse(
+            EventKind::NewCall,
+            b"from=%FF%FE&to=%zz&callId=%&user%5B%5D=J%C3%B6rg",
+        )
+        .unwrap();
+        let CallEvent::NewCall(call) = event else {
+            panic!()
+        };
+        assert_eq!(call.from, "\u{FFFD}\u{FFFD}");
+        assert_eq!(call.to, "%zz");
+        assert_eq!(call.call_id, "%");
+        assert_eq!(call.users, ["Jörg"]);
+    }
+}

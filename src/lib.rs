@@ -1,0 +1,13 @@
+//! sipgateio-callevents: receives sipgate.io call-event webhooks and answers them.
+//!
+//! `newCall` is answered with XML that subscribes to the call's `answer` and `hangup`
+//! events; every accepted event prints one line to stdout. See ARCHITECTURE.md for the
+//! map of the modules.
+
+pub mod config;
+pub mod event;
+pub mod output;
+pub mod router;
+pub mod server;
+pub mod signature;
+pub mod xml;

@@ -1,0 +1,150 @@
+//! The binary: read the settings, start the server, stop it on SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sipgateio_callevents::config::{Config, VARIABLES};
+use sipgateio_callevents::output::EventSink;
+use sipgateio_callevents::router::{App, paths};
+use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
+use sipgateio_callevents::signature::Verifier;
+
+/// How long requests in progress get to finish after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// A reason to exit early: the exit code and the one line that explains it.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// A bad argument or setting: exit code 2.
+    fn usage(message: impl ToString) -> Failure {
+        Failure {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("sipgateio-callevents: error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn run() -> Result<(), Failure> {
+    if let Some(arg) = std::env::args().nth(1) {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{}", usage());
+                return Ok(());
+            }
+            "-V" | "--version" => {
+                println!("sipgateio-callevents {}", env!("CARGO_PKG_VERSION"));
+                return Ok(());
+            }
+            other => {
+                return Err(Failure::usage(format!(
+                    "unknown argument {other:?}; the server takes its settings from the environment, see --help"
+                )));
+            }
+        }
+    }
+
+    // Only the working directory's .env, not one found in a parent directory.
+    if let Err(error) = dotenvy::from_path(".env") {
+        if !error.not_found() {
+            return Err(Failure::usage(format!(
+                "cannot use .env in the working directory: {error}; lines must read NAME=value"
+            )));
+        }
+    }
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    let config = Config::from_env().map_err(Failure::usage)?;
+    let verifier = if config.skip_signature_verification {
+        log::warn!(
+            "SKIP_SIGNATURE_VERIFICATION is on: anyone who finds the URL can send fake call events; use this for local testing only"
+        );
+        None
+    } else if let Some(path) = &config.public_key_file {
+        Some(Verifier::from_pem_file(path).map_err(Failure::usage)?)
+    } else {
+        Some(Verifier::sipgate())
+    };
+
+    let app = App::new(&config, verifier);
+    let options = ServerOptions {
+        listen_addr: config.listen_addr,
+        workers: config.workers,
+        max_body_bytes: config.max_body_bytes,
+    };
+    let server = Server::start(
+        &options,
+        Arc::new(move |request| app.route(request)),
+        EventSink::stdout(),
+    )
+    .map_err(Failure::usage)?;
+    log::info!(
+        "listening on {} with {} workers; set the sipgate console's webhook URL to {}",
+        server.local_addr(),
+        config.workers,
+        config.webhook_url.callback(paths::NEW_CALL)
+    );
+    stop_on_signals(server.stopper())?;
+
+    server.wait(SHUTDOWN_GRACE).map_err(|error| Failure {
+        code: 1,
+        message: error.to_string(),
+    })?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// The first SIGINT or SIGTERM stops the server gracefully; a second one exits at once.
+fn stop_on_signals(stopper: Stopper) -> Result<(), Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Failure::usage(format!("cannot install the signal handlers: {e}")))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut signals = signals.forever();
+            if signals.next().is_some() {
+                log::info!("stopping: answering requests in progress, refusing new ones");
+                stopper.stop();
+            }
+            if signals.next().is_some() {
+                log::warn!("second stop signal: exiting now");
+                std::process::exit(130);
+            }
+        })
+        .map_err(|e| Failure::usage(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
+}
+
+fn usage() -> String {
+    let mut text = format!(
+        "sipgateio-callevents {}\n\
+         Receives sipgate.io call-event webhooks: answers newCall with XML that subscribes to\n\
+         answer and hangup, and prints one line per event on stdout (logs go to stderr).\n\n\
+         Usage: sipgateio-callevents [--help | --version]\n\n\
+         Routes (under WEBHOOK_URL's path): POST /new-call, /on-answer, /on-hangup, /on-dtmf; GET /health\n\n\
+         Settings, from the environment or a .env file in the working directory:\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for variable in VARIABLES {
+        text.push_str(&format!(
+            "  {:<28} {}\n  {:<28} default: {}\n",
+            variable.name, variable.meaning, "", variable.default
+        ));
+    }
+    text
+}

@@ -1,0 +1,310 @@
+//! The routing table and the handlers: a request in, a reply out, no I/O.
+//!
+//! [`App::route`] is the one place that says which path does what. Handlers return a
+//! [`Reply`]; the server writes it and prints the accepted event.
+
+use crate::config::Config;
+use crate::event::{self, CallEvent, EventKind};
+use crate::signature::Verifier;
+use crate::xml::ResponseDoc;
+
+/// The routes, relative to `WEBHOOK_URL`'s path prefix.
+pub mod paths {
+    pub const NEW_CALL: &str = "/new-call";
+    pub const ON_ANSWER: &str = "/on-answer";
+    pub const ON_HANGUP: &str = "/on-hangup";
+    pub const ON_DTMF: &str = "/on-dtmf";
+    pub const HEALTH: &str = "/health";
+}
+
+/// The request methods the routes tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    /// Any other method; only ever answered with 405 or 404.
+    Other,
+}
+
+/// What the router sees of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub method: Method,
+    /// The request path without the query string, as sent (not percent-decoded).
+    pub path: &'a str,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<&'a str>,
+    /// The `X-Sipgate-Signature` header, if any.
+    pub signature: Option<&'a str>,
+    /// The raw body, exactly as received.
+    pub body: &'a [u8],
+}
+
+/// The media types of our replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    Xml,
+    Text,
+}
+
+impl ContentType {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Xml => "application/xml; charset=UTF-8",
+            ContentType::Text => "text/plain; charset=UTF-8",
+        }
+    }
+}
+
+/// A reply, and the event it accepted, for the server to print before it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: ContentType,
+    pub body: String,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
+    /// The accepted event; `None` for everything else.
+    pub event: Option<CallEvent>,
+}
+
+impl Reply {
+    /// 200 with an XML document.
+    pub fn xml(body: String) -> Reply {
+        Reply {
+            status: 200,
+            content_type: ContentType::Xml,
+            body,
+            allow: None,
+            event: None,
+        }
+    }
+
+    /// A short plain-text reply; for errors, `message` says what is wrong.
+    pub fn text(status: u16, message: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type: ContentType::Text,
+            body: message.into(),
+            allow: None,
+            event: None,
+        }
+    }
+
+    /// 404 for a path no route serves.
+    pub fn not_found(path: &str) -> Reply {
+        Reply::text(404, format!("no route for {path:?}"))
+    }
+
+    /// 405 naming the methods the path does take.
+    pub fn method_not_allowed(allow: &'static str) -> Reply {
+        Reply {
+            allow: Some(allow),
+            ..Reply::text(405, format!("method not allowed; this path takes {allow}"))
+        }
+    }
+
+    /// 500 for a handler that panicked.
+    pub fn internal_error() -> Reply {
+        Reply::text(500, "internal error; the server log has the details")
+    }
+
+    fn with_event(self, event: CallEvent) -> Reply {
+        Reply {
+            event: Some(event),
+            ..self
+        }
+    }
+}
+
+/// The application: routes and handlers with everything they need, built once at start.
+pub struct App {
+    path_prefix: String,
+    /// `None` when verification is skipped.
+    verifier: Option<Verifier>,
+    /// The answer to every newCall; it depends only on the configuration.
+    new_call_xml: String,
+}
+
+impl App {
+    /// Builds the app; `verifier` is `None` to accept unsigned requests.
+    pub fn new(config: &Config, verifier: Option<Verifier>) -> App {
+        let url = &config.webhook_url;
+        let doc = ResponseDoc {
+            on_answer: Some(url.callback(paths::ON_ANSWER)),
+            on_hangup: Some(url.callback(paths::ON_HANGUP)),
+        };
+        App {
+            path_prefix: url.path_prefix().to_owned(),
+            verifier,
+            new_call_xml: doc.to_xml(),
+        }
+    }
+
+    /// Answers one request.
+    pub fn route(&self, request: &Incoming<'_>) -> Reply {
+        let Some(path) = request.path.strip_prefix(self.path_prefix.as_str()) else {
+            return Reply::not_found(request.path);
+        };
+        use paths::*;
+        match (request.method, path) {
+            (Method::Post, NEW_CALL) => self.on_event(request, EventKind::NewCall),
+            (Method::Post, ON_ANSWER) => self.on_event(request, EventKind::Answer),
+            (Method::Post, ON_HANGUP) => self.on_event(request, EventKind::Hangup),
+            (Method::Post, ON_DTMF) => self.on_event(request, EventKind::Dtmf),
+            (_, NEW_CALL | ON_ANSWER | ON_HANGUP | ON_DTMF) => Reply::method_not_allowed("POST"),
+            (Method::Get | Method::Head, HEALTH) => Reply::text(200, "ok"),
+            (_, HEALTH) => Reply::method_not_allowed("GET, HEAD"),
+            _ => Reply::not_found(request.path),
+        }
+    }
+
+    fn on_event(&self, request: &Incoming<'_>, expected: EventKind) -> Reply {
+        if let Some(verifier) = &self.verifier {
+            if let Err(problem) = verifier.verify(request.body, request.signature) {
+                return Reply::text(403, format!("forbidden: {problem}"));
+            }
+        }
+        if !is_form_urlencoded(request.content_type) {
+            return Reply::text(
+                415,
+                format!(
+                    "unsupported Content-Type {:?}; sipgate sends application/x-www-form-urlencoded",
+                    request.content_type.unwrap_or("(none)")
+                ),
+            );
+        }
+        let event = match event::parse(expected, request.body) {
+            Ok(event) => event,
+            Err(problem) => return Reply::text(400, problem.to_string()),
+        };
+        let reply = match expected {
+            EventKind::NewCall => Reply::xml(self.new_call_xml.clone()),
+            EventKind::Answer | EventKind::Hangup | EventKind::Dtmf => Reply::text(200, ""),
+        };
+        reply.with_event(event)
+    }
+}
+
+/// `application/x-www-form-urlencoded`, in any case, with or without parameters.
+fn is_form_urlencoded(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|value| {
+        let media_type = value.split(';').next().unwrap_or("").trim();
+        media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WebhookUrl;
+
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded; charset=UTF-8");
+
+    fn app(url: &str) -> App {
+        let config = Config {
+            webhook_url: WebhookUrl::parse(url).unwrap(),
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            skip_signature_verification: true,
+            public_key_file: None,
+            workers: 1,
+            max_body_bytes: 65536,
+        };
+        App::new(&config, None)
+    }
+
+    fn request<'a>(method: Method, path: &'a str, body: &'a [u8]) -> Incoming<'a> {
+        Incoming {
+            method,
+            path,
+            content_type: FORM,
+            signature: None,
+            body,
+        }
+    }
+
+    #[test]
+    fn routing_table() {
+        let app = app("https://h.example/hooks/abc?t=1");
+        let body = b"event=newCall&from=1&to=2&callId=x";
+        let cases: &[(Method, &str, &[u8], u16)] = &[
+            (Method::Post, "/hooks/abc/new-call", body, 200),
+            (Method::Post, "/hooks/abc/on-answer", b"callId=x", 200),
+            (Method::Post, "/hooks/abc/on-hangup", b"callId=x", 200),
+            (Method::Post, "/hooks/abc/on-dtmf", b"callId=x", 200),
+            (Method::Get, "/hooks/abc/health", b"", 200),
+            (Method::Head, "/hooks/abc/health", b"", 200),
+            (Method::Get, "/hooks/abc/new-call", b"", 405),
+            (Method::Other, "/hooks/abc/on-hangup", b"", 405),
+            (Method::Post, "/hooks/abc/health", b"", 405),
+            (Method::Post, "/new-call", body, 404),
+            (Method::Post, "/hooks/abcd/new-call", body, 404),
+            (Method::Post, "/hooks/abc/new-call/", body, 404),
+            (Method::Get, "/", b"", 404),
+        ];
+        for &(method, path, body, status) in cases {
+            assert_eq!(
+                app.route(&request(method, path, body)).status,
+                status,
+                "{method:?} {path}"
+            );
+        }
+        let reply = app.route(&request(Method::Get, "/hooks/abc/new-call", b""));
+        assert_eq!(reply.allow, Some("POST"));
+    }
+
+    #[test]
+    fn new_call_answers_the_subscription_xml_and_reports_the_event() {
+        let app = app("https://h.example/hooks/?t=1&u=2");
+        let reply = app.route(&request(
+            Method::Post,
+            "/hooks/new-call",
+            b"event=newCall&from=1&to=2&callId=x",
+        ));
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.content_type, ContentType::Xml);
+        assert_eq!(
+            reply.body,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response onAnswer=\"https://h.example/hooks/on-answer?t=1&amp;u=2\" onHangup=\"https://h.example/hooks/on-hangup?t=1&amp;u=2\" />\n"
+        );
+        assert_eq!(reply.event.unwrap().call_id(), "x");
+    }
+
+    #[test]
+    fn content_type_must_be_form_urlencoded() {
+        let app = app("http://localhost:8080");
+        for (content_type, status) in [
+            (Some("application/x-www-form-urlencoded"), 200),
+            (
+                Some("Application/X-WWW-Form-Urlencoded ; charset=utf-8"),
+                200,
+            ),
+            (Some("application/json"), 415),
+            (Some("text/plain"), 415),
+            (None, 415),
+        ] {
+            let incoming = Incoming {
+                content_type,
+                ..request(Method::Post, "/on-hangup", b"callId=x")
+            };
+            let reply = app.route(&incoming);
+            assert_eq!(reply.status, status, "{content_type:?}");
+            assert_eq!(reply.event.is_some(), status == 200);
+        }
+    }
+
+    #[test]
+    fn bad_events_get_400_without_an_event() {
+        let app = app("http://localhost:8080");
+        let reply = app.route(&request(
+            Method::Post,
+            "/on-answer",
+            b"event=hangup&callId=x",
+        ));
+        assert_eq!(reply.status, 400);
+        assert!(reply.body.contains("hangup") && reply.body.contains("answer"));
+        assert_eq!(reply.event, None);
+    }
+}

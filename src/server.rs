@@ -1,0 +1,541 @@
+//! The HTTP side: the listener, the handler threads, body reading, and writing replies.
+//!
+//! This is the only module that names tiny_http's types. A fixed set of workers calls
+//! `recv()` on one shared tiny_http server. Bodies tiny_http has already buffered (up to
+//! 1 KiB, which covers every sipgate event) are handled on the worker; anything whose body
+//! is still on the wire goes to a thread of its own, so a slow or stalled client can never
+//! hold a worker (tiny_http has no read timeouts, and answering a request drains its unread
+//! body).
+
+use std::fmt;
+use std::io::{self, Cursor, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tiny_http::{Header, Headers, Request, Response, StatusCode};
+
+use crate::output::EventSink;
+use crate::router::{Incoming, Method, Reply};
+
+/// What answers requests: the app's router, or a stand-in in tests.
+pub type Handler = dyn Fn(&Incoming<'_>) -> Reply + Send + Sync;
+
+/// tiny_http reads bodies up to this size (without `Expect`) before it hands the request
+/// over; larger ones are read from the socket by whoever holds the request.
+const BUFFERED_BODY_LIMIT: usize = 1024;
+
+/// At most this many requests with unbuffered bodies are read at once; more get 503, so a
+/// flood of large bodies cannot buffer without bound.
+const LARGE_BODY_SLOTS: usize = 64;
+
+/// The settings the HTTP side needs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub listen_addr: SocketAddr,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+}
+
+/// The listening socket could not be set up.
+#[derive(Debug)]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub source: io::Error,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.source.kind() {
+            io::ErrorKind::AddrInUse => write!(
+                f,
+                "cannot listen on {}: the address is already in use; stop the program using it or set LISTEN_ADDR to another port",
+                self.addr
+            ),
+            io::ErrorKind::AddrNotAvailable => write!(
+                f,
+                "cannot listen on {}: no network interface has this address; set LISTEN_ADDR to an address of this machine, such as 127.0.0.1:8080",
+                self.addr
+            ),
+            io::ErrorKind::PermissionDenied => write!(
+                f,
+                "cannot listen on {}: permission denied (ports below 1024 need privileges); set LISTEN_ADDR to a port above 1023",
+                self.addr
+            ),
+            _ => write!(f, "cannot listen on {}: {}", self.addr, self.source),
+        }
+    }
+}
+
+impl std::error::Error for BindError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The server stopped for a reason other than a requested stop.
+#[derive(Debug)]
+pub struct ServeError(io::Error);
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the HTTP listener failed and accepts no more connections ({}); exiting so a supervisor can restart the server",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+enum Notice {
+    StopRequested,
+    WorkerDone,
+    ListenerFailed(io::Error),
+}
+
+/// A running server. Drop it only after [`Server::wait`]; the threads live on otherwise.
+pub struct Server {
+    local_addr: SocketAddr,
+    workers: usize,
+    stopper: Stopper,
+    notices: Receiver<Notice>,
+    in_flight_large: Arc<AtomicUsize>,
+}
+
+/// Stops a server gracefully; clone it into a signal handler.
+#[derive(Clone)]
+pub struct Stopper {
+    http: Arc<tiny_http::Server>,
+    /// A handle on the listening socket, to shut it so no new connection is accepted.
+    listener: Arc<TcpListener>,
+    stopping: Arc<AtomicBool>,
+    workers: usize,
+    notices: Sender<Notice>,
+}
+
+impl Stopper {
+    /// Stops accepting connections, lets the workers answer what has been received, then
+    /// lets them end. Calling it again does nothing.
+    pub fn stop(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Shutting the listening socket wakes tiny_http's accept thread with an error, and
+        // new connections are refused from here on.
+        if let Err(error) = socket2::SockRef::from(&*self.listener).shutdown(Shutdown::Both) {
+            log::debug!("could not shut the listening socket: {error}");
+        }
+        // One marker per worker; tiny_http queues them behind requests already received.
+        for _ in 0..self.workers {
+            let _ = self.http.unblock();
+        }
+        let _ = self.notices.send(Notice::StopRequested);
+    }
+}
+
+struct Context {
+    handler: Arc<Handler>,
+    sink: EventSink,
+    max_body_bytes: usize,
+    in_flight_large: Arc<AtomicUsize>,
+    headers: ReplyHeaders,
+}
+
+/// Reply headers built once: tiny_http parses and validates each header it is given.
+struct ReplyHeaders {
+    xml: Header,
+    text: Header,
+    server: Header,
+}
+
+impl ReplyHeaders {
+    fn new() -> ReplyHeaders {
+        let header = |name: &str, value: &str| {
+            Header::from_bytes(name, value).expect("a valid constant header")
+        };
+        ReplyHeaders {
+            xml: header("Content-Type", crate::router::ContentType::Xml.as_str()),
+            text: header("Content-Type", crate::router::ContentType::Text.as_str()),
+            server: header(
+                "Server",
+                concat!("sipgateio-callevents/", env!("CARGO_PKG_VERSION")),
+            ),
+        }
+    }
+}
+
+impl Server {
+    /// Listens on `options.listen_addr` and starts the workers.
+    ///
+    /// # Errors
+    /// The address cannot be listened on (in use, not local, not permitted).
+    pub fn start(
+        options: &ServerOptions,
+        handler: Arc<Handler>,
+        sink: EventSink,
+    ) -> Result<Server, BindError> {
+        let addr = options.listen_addr;
+        let bind_error = |source| BindError { addr, source };
+        let listener = TcpListener::bind(addr).map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let socket = socket2::SockRef::from(&listener);
+        // Accepted sockets inherit both. Without NODELAY a reply written in two pieces waits
+        // for the peer's delayed ACK (about 40 ms) on keep-alive connections; keepalive
+        // probes free the thread of a peer that vanished without closing.
+        socket.set_tcp_nodelay(true).map_err(bind_error)?;
+        socket
+            .set_tcp_keepalive(
+                &socket2::TcpKeepalive::new()
+                    .with_time(Duration::from_secs(60))
+                    .with_interval(Duration::from_secs(10))
+                    .with_retries(3),
+            )
+            .map_err(bind_error)?;
+        let listener_handle = Arc::new(listener.try_clone().map_err(bind_error)?);
+        let config = tiny_http::ServerConfig::new_http(local_addr).map_err(bind_error)?;
+        let http = tiny_http::Server::from_listener(listener, local_addr.into(), config)
+            .map_err(|e| bind_error(io::Error::other(e.to_string())))?;
+        let http = Arc::new(http);
+
+        let (notice_sender, notices) = mpsc::channel();
+        let stopper = Stopper {
+            http: Arc::clone(&http),
+            listener: listener_handle,
+            stopping: Arc::new(AtomicBool::new(false)),
+            workers: options.workers,
+            notices: notice_sender.clone(),
+        };
+        let in_flight_large = Arc::new(AtomicUsize::new(0));
+        let context = Arc::new(Context {
+            handler,
+            sink,
+            max_body_bytes: options.max_body_bytes,
+            in_flight_large: Arc::clone(&in_flight_large),
+            headers: ReplyHeaders::new(),
+        });
+        for index in 0..options.workers {
+            let http = Arc::clone(&http);
+            let context = Arc::clone(&context);
+            let stopping = Arc::clone(&stopper.stopping);
+            let notices = notice_sender.clone();
+            thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || work(&http, &context, &stopping, &notices))
+                .map_err(bind_error)?;
+        }
+        Ok(Server {
+            local_addr,
+            workers: options.workers,
+            stopper,
+            notices,
+            in_flight_large,
+        })
+    }
+
+    /// The address the server listens on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops the server.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Blocks until the server is stopped, then gives requests in progress up to `grace`
+    /// to be answered.
+    ///
+    /// # Errors
+    /// The listener failed: tiny_http's accept thread has ended and nothing more would
+    /// ever be accepted.
+    pub fn wait(self, grace: Duration) -> Result<(), ServeError> {
+        let mut failure = None;
+        let mut workers_done = 0;
+        loop {
+            match self.notices.recv() {
+                Ok(Notice::StopRequested) | Err(_) => break,
+                Ok(Notice::WorkerDone) => workers_done += 1,
+                Ok(Notice::ListenerFailed(error)) => {
+                    failure = Some(ServeError(error));
+                    self.stopper.stop();
+                }
+            }
+        }
+        let deadline = Instant::now() + grace;
+        while workers_done < self.workers {
+            match self
+                .notices
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(Notice::WorkerDone) => workers_done += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        while self.in_flight_large.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let stuck = self.workers - workers_done + self.in_flight_large.load(Ordering::SeqCst);
+        if stuck > 0 {
+            log::warn!("stopping with {stuck} request(s) still in progress after {grace:?}");
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+fn work(
+    http: &tiny_http::Server,
+    context: &Arc<Context>,
+    stopping: &AtomicBool,
+    notices: &Sender<Notice>,
+) {
+    loop {
+        match http.recv() {
+            Ok(Ok(request)) => dispatch(context, request),
+            // tiny_http has answered these itself (400, 417) or the client went away.
+            Ok(Err(read_error)) => {
+                let text = read_error.to_string();
+                if text.starts_with("[ReadIoError]") {
+                    log::debug!("connection ended: {text}");
+                } else {
+                    log::warn!("rejected a malformed request: {text}");
+                }
+            }
+            Err(error) => {
+                if !stopping.load(Ordering::SeqCst) {
+                    let _ = notices.send(Notice::ListenerFailed(error));
+                }
+                break;
+            }
+        }
+    }
+    let _ = notices.send(Notice::WorkerDone);
+}
+
+/// Handles `request` here if its body is already in memory; otherwise on a thread of its
+/// own, since reading or draining that body waits on the client.
+fn dispatch(context: &Arc<Context>, request: Request) {
+    let headers = request.headers();
+    let buffered = headers.get("Transfer-Encoding").is_none()
+        && headers.get("Expect").is_none()
+        && request
+            .body_length()
+            .is_none_or(|length| length <= BUFFERED_BODY_LIMIT);
+    if buffered {
+        handle(context, request);
+        return;
+    }
+    let has_slot = context
+        .in_flight_large
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < LARGE_BODY_SLOTS).then_some(n + 1)
+        })
+        .is_ok();
+    if !has_slot {
+        context.in_flight_large.fetch_add(1, Ordering::SeqCst);
+    }
+    let thread_context = Arc::clone(context);
+    let spawned = thread::Builder::new()
+        .name("large-body".into())
+        .spawn(move || {
+            if has_slot {
+                handle(&thread_context, request);
+            } else {
+                let reply =
+                    Reply::text(503, "too many large requests in progress; try again later");
+                respond(&thread_context, request, &reply);
+            }
+            thread_context
+                .in_flight_large
+                .fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(error) = spawned {
+        // The request went down with the closure; tiny_http answered it with an empty 500.
+        context.in_flight_large.fetch_sub(1, Ordering::SeqCst);
+        log::error!("could not start a thread for a large request: {error}");
+    }
+}
+
+fn handle(context: &Context, mut request: Request) {
+    let reply = match read_body(&mut request, context.max_body_bytes) {
+        Err(problem) => Reply::text(problem.status(), problem.to_string()),
+        Ok(body) => {
+            let url = request.url();
+            let incoming = Incoming {
+                method: method_of(&request),
+                path: url.split_once('?').map_or(url, |(path, _)| path),
+                content_type: request.headers().get("Content-Type").map(|v| v.as_str()),
+                signature: request
+                    .headers()
+                    .get("X-Sipgate-Signature")
+                    .map(|v| v.as_str()),
+                body: &body,
+            };
+            catch_unwind(AssertUnwindSafe(|| (context.handler)(&incoming))).unwrap_or_else(|_| {
+                log::error!(
+                    "the handler panicked on {} {}; answered 500",
+                    request.method(),
+                    incoming.path
+                );
+                Reply::internal_error()
+            })
+        }
+    };
+    if let Some(event) = &reply.event {
+        // Before the reply goes out, so that every 200 has its line when we are stopped.
+        context.sink.emit(event);
+    }
+    respond(context, request, &reply);
+}
+
+/// Why a body was not read: answered with [`BodyError::status`] and the error's text.
+#[derive(Debug)]
+enum BodyError {
+    /// `Content-Length` is not a number.
+    InvalidLength(String),
+    /// Over `MAX_BODY_BYTES`, as declared or as read.
+    TooLarge { declared: Option<u64>, max: usize },
+    /// The connection ended before `Content-Length` bytes arrived.
+    Truncated { received: usize, declared: u64 },
+    /// The socket failed, or a chunked body was malformed.
+    Read(io::Error),
+}
+
+impl BodyError {
+    fn status(&self) -> u16 {
+        match self {
+            BodyError::TooLarge { .. } => 413,
+            BodyError::InvalidLength(_) | BodyError::Truncated { .. } | BodyError::Read(_) => 400,
+        }
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::InvalidLength(value) => {
+                write!(
+                    f,
+                    "invalid Content-Length {value:?}; expected a number of bytes"
+                )
+            }
+            BodyError::TooLarge {
+                declared: Some(length),
+                max,
+            } => {
+                write!(
+                    f,
+                    "a body of {length} bytes is over the limit of {max} bytes (MAX_BODY_BYTES)"
+                )
+            }
+            BodyError::TooLarge {
+                declared: None,
+                max,
+            } => {
+                write!(
+                    f,
+                    "the body is over the limit of {max} bytes (MAX_BODY_BYTES)"
+                )
+            }
+            BodyError::Truncated { received, declared } => {
+                write!(
+                    f,
+                    "the body ended after {received} of its {declared} bytes (Content-Length)"
+                )
+            }
+            BodyError::Read(error) => write!(f, "could not read the request body: {error}"),
+        }
+    }
+}
+
+/// Reads the whole body, up to `max` bytes.
+fn read_body(request: &mut Request, max: usize) -> Result<Vec<u8>, BodyError> {
+    // tiny_http takes an unparsable Content-Length for "no body"; refuse it instead of
+    // guessing where the body ends.
+    let declared = match request.headers().get("Content-Length") {
+        None => None,
+        Some(value) => Some(
+            value
+                .as_str()
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| BodyError::InvalidLength(value.as_str().to_owned()))?,
+        ),
+    };
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(BodyError::TooLarge { declared, max });
+    }
+    let mut body = Vec::with_capacity(declared.map_or(0, |length| length as usize));
+    request
+        .as_reader()
+        .take(max as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(BodyError::Read)?;
+    if body.len() > max {
+        return Err(BodyError::TooLarge {
+            declared: None,
+            max,
+        });
+    }
+    if let Some(declared) = declared.filter(|&length| (body.len() as u64) < length) {
+        return Err(BodyError::Truncated {
+            received: body.len(),
+            declared,
+        });
+    }
+    Ok(body)
+}
+
+fn method_of(request: &Request) -> Method {
+    match request.method() {
+        tiny_http::Method::Get => Method::Get,
+        tiny_http::Method::Head => Method::Head,
+        tiny_http::Method::Post => Method::Post,
+        _ => Method::Other,
+    }
+}
+
+fn respond(context: &Context, request: Request, reply: &Reply) {
+    if reply.status >= 400 {
+        log::warn!(
+            "{} {} from {}: {} {}",
+            request.method(),
+            request.url().split('?').next().unwrap_or_default(),
+            request
+                .remote_addr()
+                .map_or_else(|| "?".to_owned(), ToString::to_string),
+            reply.status,
+            reply.body
+        );
+    } else {
+        log::debug!("{} {}: {}", request.method(), request.url(), reply.status);
+    }
+    let content_type = match reply.content_type {
+        crate::router::ContentType::Xml => &context.headers.xml,
+        crate::router::ContentType::Text => &context.headers.text,
+    };
+    let mut headers = Headers::with_capacity(4);
+    headers.push(context.headers.server.clone());
+    headers.push(content_type.clone());
+    if let Some(allow) = reply.allow {
+        headers.push(Header::from_bytes("Allow", allow).expect("Allow values are constants"));
+    }
+    let body = reply.body.as_bytes().to_vec();
+    let length = body.len();
+    let response = Response::new(
+        StatusCode(reply.status),
+        headers,
+        Cursor::new(body),
+        Some(length),
+        None,
+    );
+    if let Err(error) = request.respond(response) {
+        log::debug!("could not send the reply: {error}");
+    }
+}
