@@ -111,17 +111,15 @@ pub struct Server {
 /// Stops a server gracefully; clone it into a signal handler.
 #[derive(Clone)]
 pub struct Stopper {
-    http: Arc<tiny_http::Server>,
     /// A handle on the listening socket, to shut it so no new connection is accepted.
     listener: Arc<TcpListener>,
     stopping: Arc<AtomicBool>,
-    workers: usize,
     notices: Sender<Notice>,
 }
 
 impl Stopper {
-    /// Stops accepting connections, lets the workers answer what has been received, then
-    /// lets them end. Calling it again does nothing.
+    /// Stops accepting connections; the workers answer what has been received, and end once
+    /// no request has come for a moment. Calling it again does nothing.
     pub fn stop(&self) {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
@@ -130,10 +128,6 @@ impl Stopper {
         // new connections are refused from here on.
         if let Err(error) = socket2::SockRef::from(&*self.listener).shutdown(Shutdown::Both) {
             log::debug!("could not shut the listening socket: {error}");
-        }
-        // One marker per worker; tiny_http queues them behind requests already received.
-        for _ in 0..self.workers {
-            let _ = self.http.unblock();
         }
         let _ = self.notices.send(Notice::StopRequested);
     }
@@ -205,10 +199,8 @@ impl Server {
 
         let (notice_sender, notices) = mpsc::channel();
         let stopper = Stopper {
-            http: Arc::clone(&http),
             listener: listener_handle,
             stopping: Arc::new(AtomicBool::new(false)),
-            workers: options.workers,
             notices: notice_sender.clone(),
         };
         let in_flight_large = Arc::new(AtomicUsize::new(0));
@@ -289,15 +281,27 @@ impl Server {
     }
 }
 
+/// How often an idle worker looks at the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+
+/// After a stop, a worker ends once no request has come for this long. Requests whose
+/// bodies were still arriving at the stop reach the queue late; this lets them in.
+const QUIET_BEFORE_EXIT: Duration = Duration::from_millis(250);
+
 fn work(
     http: &tiny_http::Server,
     context: &Arc<Context>,
     stopping: &AtomicBool,
     notices: &Sender<Notice>,
 ) {
+    // Set when this worker first sees the stop, and again at every request after it.
+    let mut quiet_since: Option<Instant> = None;
     loop {
-        match http.recv() {
-            Ok(Ok(request)) => dispatch(context, request),
+        match http.recv_timeout(POLL) {
+            Ok(Ok(Some(request))) => {
+                dispatch(context, request);
+                quiet_since = quiet_since.map(|_| Instant::now());
+            }
             // tiny_http has answered these itself (400, 417) or the client went away.
             Ok(Err(read_error)) => {
                 let text = read_error.to_string();
@@ -307,10 +311,18 @@ fn work(
                     log::warn!("rejected a malformed request: {text}");
                 }
             }
+            Ok(Ok(None)) => {}
+            // The accept thread ended: expected after a stop, which shuts the listener.
             Err(error) => {
                 if !stopping.load(Ordering::SeqCst) {
                     let _ = notices.send(Notice::ListenerFailed(error));
+                    break;
                 }
+            }
+        }
+        if stopping.load(Ordering::SeqCst) {
+            let since = *quiet_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= QUIET_BEFORE_EXIT {
                 break;
             }
         }

@@ -1,0 +1,290 @@
+//! The binary as a user runs it: settings, start-up errors, event lines, stopping.
+
+mod support;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::*;
+
+/// Runs the binary to completion and returns (exit code, stdout, stderr).
+fn run(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let output = binary_command(dir, vars)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_settings_stop_the_start_with_exit_2_and_one_line() {
+    let dir = temp_dir("bad-settings");
+    let cases = [
+        (
+            "WEBHOOK_URL",
+            "example.com/hooks",
+            "invalid WEBHOOK_URL \"example.com/hooks\": expected an http:// or https:// URL",
+        ),
+        (
+            "LISTEN_ADDR",
+            "localhost",
+            "invalid LISTEN_ADDR \"localhost\": expected an IP address and port",
+        ),
+        (
+            "SKIP_SIGNATURE_VERIFICATION",
+            "sometimes",
+            "invalid SKIP_SIGNATURE_VERIFICATION \"sometimes\": expected true or false",
+        ),
+        (
+            "WORKERS",
+            "many",
+            "invalid WORKERS \"many\": expected a whole number from 1 to 1024",
+        ),
+        (
+            "MAX_BODY_BYTES",
+            "0",
+            "invalid MAX_BODY_BYTES \"0\": expected a whole number of bytes from 1 to",
+        ),
+        (
+            "SIPGATE_PUBLIC_KEY_FILE",
+            "/nonexistent/key.pem",
+            "invalid SIPGATE_PUBLIC_KEY_FILE \"/nonexistent/key.pem\": cannot read it",
+        ),
+    ];
+    for (name, value, message) in cases {
+        let (code, stdout, stderr) = run(&dir, &[(name, value)], &[]);
+        assert_eq!(code, 2, "{name}={value}: {stderr}");
+        assert_eq!(stdout, "");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(
+            lines[0].starts_with(&format!("sipgateio-callevents: error: {message}")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_key_file_that_is_not_a_key_is_refused() {
+    let dir = temp_dir("bad-key");
+    std::fs::write(
+        dir.join("key.pem"),
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&dir, &[("SIPGATE_PUBLIC_KEY_FILE", "key.pem")], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid SIPGATE_PUBLIC_KEY_FILE \"key.pem\": not a PEM public key"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_key_file_replaces_the_embedded_key() {
+    let dir = temp_dir("key-file");
+    std::fs::copy(
+        fixtures_dir().join("sipgate-push-pubkey.pem"),
+        dir.join("rotated.pem"),
+    )
+    .unwrap();
+    let mut server = Binary::start(&dir, &[("SIPGATE_PUBLIC_KEY_FILE", "rotated.pem")]);
+    let (body, signature) = signed_capture();
+    let answer = request(
+        &server.url("/new-call"),
+        "POST",
+        &body,
+        &[("Content-Type", FORM), ("X-Sipgate-Signature", &signature)],
+    );
+    assert_eq!(answer.status, 200);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+}
+
+#[test]
+fn a_broken_env_file_is_an_error_and_a_good_one_is_read() {
+    let dir = temp_dir("dotenv");
+    std::fs::write(dir.join(".env"), "WORKERS=3\nTHIS IS NOT A SETTING\n").unwrap();
+    let (code, _, stderr) = run(&dir, &[], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("sipgateio-callevents: error: cannot use .env in the working directory"),
+        "{stderr}"
+    );
+
+    std::fs::write(dir.join(".env"), "# a comment\nWORKERS=zero\n").unwrap();
+    let (code, _, stderr) = run(&dir, &[], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid WORKERS \"zero\""),
+        "the .env value is used: {stderr}"
+    );
+}
+
+#[test]
+fn environment_wins_over_env_file() {
+    let dir = temp_dir("dotenv-precedence");
+    std::fs::write(dir.join(".env"), "WEBHOOK_URL=https://from-file.example\n").unwrap();
+    let server = Binary::start(
+        &dir,
+        &[
+            ("WEBHOOK_URL", "https://from-env.example"),
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ],
+    );
+    let answer = request(
+        &server.url("/new-call"),
+        "POST",
+        &fixture("01-newcall-in.form"),
+        &[("Content-Type", FORM)],
+    );
+    assert!(
+        answer.body.contains("https://from-env.example/on-answer"),
+        "{}",
+        answer.body
+    );
+}
+
+#[test]
+fn a_port_in_use_is_named() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = temp_dir("port-in-use");
+    let (code, _, stderr) = run(&dir, &[("LISTEN_ADDR", &addr)], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "sipgateio-callevents: error: cannot listen on {addr}: the address is already in use; stop the program using it or set LISTEN_ADDR to another port"
+        )
+    );
+}
+
+#[test]
+fn help_lists_every_variable_and_version_prints_the_version() {
+    let dir = temp_dir("help");
+    let (code, stdout, _) = run(&dir, &[], &["--help"]);
+    assert_eq!(code, 0);
+    for name in [
+        "WEBHOOK_URL",
+        "LISTEN_ADDR",
+        "SKIP_SIGNATURE_VERIFICATION",
+        "SIPGATE_PUBLIC_KEY_FILE",
+        "WORKERS",
+        "MAX_BODY_BYTES",
+        "RUST_LOG",
+    ] {
+        assert!(stdout.contains(name), "--help lacks {name}");
+    }
+    let (code, stdout, _) = run(&dir, &[], &["--version"]);
+    assert_eq!(
+        (code, stdout),
+        (
+            0,
+            format!("sipgateio-callevents {}\n", env!("CARGO_PKG_VERSION"))
+        )
+    );
+    let (code, _, stderr) = run(&dir, &[], &["--frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("unknown argument \"--frobnicate\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn events_go_to_stdout_and_logs_to_stderr() {
+    let dir = temp_dir("stdout");
+    let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
+    assert!(
+        server
+            .stderr()
+            .contains("SKIP_SIGNATURE_VERIFICATION is on"),
+        "a warning at start"
+    );
+    for (path, name) in [
+        ("/new-call", "01-newcall-in.form"),
+        ("/on-answer", "07-answer-in.form"),
+        ("/on-hangup", "09-hangup-normalclearing.form"),
+        ("/on-dtmf", "13-dtmf-digits.form"),
+    ] {
+        let answer = request(
+            &server.url(path),
+            "POST",
+            &fixture(name),
+            &[("Content-Type", FORM)],
+        );
+        assert_eq!(answer.status, 200);
+    }
+    assert_eq!(request(&server.url("/nope"), "GET", b"", &[]).status, 404);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+    let stdout = server.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[0].starts_with("New call from 492111234567"));
+    assert!(lines[1].starts_with("4915791234567 answered call from 492111234567"));
+    assert!(lines[2].starts_with("The call has been hung up, cause normalClearing"));
+    assert!(lines[3].starts_with("DTMF digits 0815"));
+    assert!(
+        server.stderr().contains("/nope"),
+        "the 404 is logged on stderr"
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_stop_gracefully_even_with_stuck_clients() {
+    for signal in ["TERM", "INT"] {
+        let dir = temp_dir("shutdown");
+        let mut server = Binary::start(
+            &dir,
+            &[("SKIP_SIGNATURE_VERIFICATION", "true"), ("WORKERS", "2")],
+        );
+        // An idle keep-alive client, and one stuck half-way through a large body.
+        let mut idle = TcpStream::connect(server.addr).unwrap();
+        write!(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut stuck = TcpStream::connect(server.addr).unwrap();
+        write!(stuck, "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\ncallId=x").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        server.signal(signal);
+        let (status, took) = server.wait_exit(Duration::from_secs(10));
+        assert!(status.success(), "SIG{signal}: {status:?}");
+        assert!(took < Duration::from_secs(5), "SIG{signal} took {took:?}");
+        assert!(
+            TcpStream::connect(server.addr).is_err(),
+            "no new connections after the stop"
+        );
+        drop((idle, stuck));
+    }
+}
+
+#[test]
+fn a_request_in_flight_at_the_stop_is_answered_and_printed() {
+    let dir = temp_dir("in-flight");
+    let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
+    let body = fixture("09-hangup-normalclearing.form");
+    // The headers and half the body now, the rest after the signal.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..100]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    stream.write_all(&body[100..]).unwrap();
+    let text = read_until_closed(&mut stream, Duration::from_secs(5));
+    assert_eq!(statuses(&text), [200], "{text}");
+    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+    assert_eq!(server.stdout().lines().count(), 1);
+}

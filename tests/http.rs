@@ -1,0 +1,500 @@
+//! The server at its boundary: real HTTP against a server on 127.0.0.1:0.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::*;
+
+/// Every fixture sipgate could send, to its route, with the exact line it prints.
+#[test]
+fn every_fixture_is_answered_and_printed() {
+    let server = TestServer::unsigned();
+    let cases = [
+        (
+            "01-newcall-in.form",
+            "/new-call",
+            format!(
+                "New call from 492111234567 to 4915791234567 (direction in), callId {CID1}, users: Alice Smith"
+            ),
+        ),
+        (
+            "02-newcall-in-group.form",
+            "/new-call",
+            format!(
+                "New call from 492111234567 to 4921100000000 (direction in), callId {CID1}, users: Alice Smith, Bob Jones, Carol"
+            ),
+        ),
+        (
+            "03-newcall-in-anonymous.form",
+            "/new-call",
+            format!(
+                "New call from anonymous to 4915791234567 (direction in), callId {CID3}, users: Alice Smith"
+            ),
+        ),
+        (
+            "04-newcall-out.form",
+            "/new-call",
+            format!(
+                "New call from 492111234567 to 4915799912345 (direction out), callId {CID2}, users: Alice Smith"
+            ),
+        ),
+        (
+            "05-newcall-in-forwarded-voicemail.form",
+            "/new-call",
+            format!(
+                "New call from 491781234567 to 492031234567 (direction in), callId {CID2}, users: voicemail"
+            ),
+        ),
+        (
+            "06-newcall-in-utf8-name.form",
+            "/new-call",
+            format!(
+                "New call from 4930123456789 to 4921100000000 (direction in), callId {CID3}, users: Jörg Müller"
+            ),
+        ),
+        (
+            "07-answer-in.form",
+            "/on-answer",
+            format!(
+                "4915791234567 answered call from 492111234567, answered by Alice Smith, answering number 4915791234567, callId {CID1}"
+            ),
+        ),
+        (
+            "08-answer-out.form",
+            "/on-answer",
+            format!(
+                "4915799912345 answered call from 492111234567, answering number 4915799912345, callId {CID2}"
+            ),
+        ),
+        (
+            "09-hangup-normalclearing.form",
+            "/on-hangup",
+            format!("The call has been hung up, cause normalClearing, callId {CID1}"),
+        ),
+        (
+            "10-hangup-cancel-anonymous.form",
+            "/on-hangup",
+            format!("The call has been hung up, cause cancel, callId {CID3}"),
+        ),
+        (
+            "11-hangup-forwarded.form",
+            "/on-hangup",
+            format!("The call has been hung up, cause forwarded, callId {CID1}"),
+        ),
+        (
+            "12-hangup-busy-out.form",
+            "/on-hangup",
+            format!("The call has been hung up, cause busy, callId {CID2}"),
+        ),
+        (
+            "13-dtmf-digits.form",
+            "/on-dtmf",
+            format!("DTMF digits 0815, callId {CID3}"),
+        ),
+        (
+            "14-dtmf-omitted.form",
+            "/on-dtmf",
+            format!("DTMF: no digits, callId {CID3}"),
+        ),
+        (
+            "15-dtmf-empty.form",
+            "/on-dtmf",
+            format!("DTMF: no digits, callId {CID3}"),
+        ),
+        (
+            "16-legacy-newcall-in-minimal.form",
+            "/new-call",
+            "New call from anonymous to 445603000514 (direction in), callId 4932215337270853042"
+                .to_owned(),
+        ),
+        (
+            "17-legacy-newcall-out-extension-from.form",
+            "/new-call",
+            "New call from 1452406e0 to 491714100300 (direction out), callId 5930108064835725888"
+                .to_owned(),
+        ),
+        (
+            "18-signed-real-capture.form",
+            "/new-call",
+            format!("New call from 491776249000 to 4928559389086 (direction in), callId {CID1}"),
+        ),
+    ];
+    let mut expected_lines = Vec::new();
+    for (name, path, line) in &cases {
+        let answer = server.post_form(path, &fixture(name));
+        assert_eq!(answer.status, 200, "{name}: {}", answer.body);
+        if *path == "/new-call" {
+            assert_eq!(
+                answer.header("Content-Type"),
+                Some("application/xml; charset=UTF-8"),
+                "{name}"
+            );
+            assert_eq!(
+                answer.body,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response onAnswer=\"http://localhost:8080/on-answer\" onHangup=\"http://localhost:8080/on-hangup\" />\n",
+                "{name}"
+            );
+        } else {
+            assert_eq!(answer.body, "", "{name}");
+        }
+        expected_lines.push(line.clone());
+        assert_eq!(server.lines.all(), expected_lines, "after {name}");
+    }
+}
+
+#[test]
+fn node_test_vector_passes_the_signature_but_has_no_call_id() {
+    let server = TestServer::start(&[]);
+    let signature = String::from_utf8(fixture("19-signed-nodelib-testvector.sig")).unwrap();
+    let answer = server.post(
+        "/new-call",
+        &fixture("19-signed-nodelib-testvector.form"),
+        &[("X-Sipgate-Signature", &signature)],
+    );
+    assert_eq!(answer.status, 400);
+    assert_eq!(
+        answer.body,
+        "missing required field callId in the newCall event"
+    );
+    assert!(server.lines.all().is_empty());
+}
+
+#[test]
+fn real_signed_request_passes_and_every_tampering_fails() {
+    let server = TestServer::start(&[]);
+    let (body, signature) = signed_capture();
+    let answer = server.post("/new-call", &body, &[("X-Sipgate-Signature", &signature)]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body.contains("<Response onAnswer="));
+    assert_eq!(server.lines.all().len(), 1);
+
+    let mut one_byte_changed = body.clone();
+    one_byte_changed[30] = if one_byte_changed[30] == b'1' {
+        b'2'
+    } else {
+        b'1'
+    };
+    let mut trailing_newline = body.clone();
+    trailing_newline.push(b'\n');
+    let cases: [(&[u8], Option<&str>, &str); 5] = [
+        (
+            &one_byte_changed,
+            Some(&signature),
+            "X-Sipgate-Signature does not match the request body",
+        ),
+        (
+            &trailing_newline,
+            Some(&signature),
+            "X-Sipgate-Signature does not match the request body",
+        ),
+        (&body, None, "missing X-Sipgate-Signature header"),
+        (
+            &body,
+            Some("fakeSignature"),
+            "X-Sipgate-Signature header is not valid base64",
+        ),
+        (
+            &body,
+            Some(""),
+            "X-Sipgate-Signature header is not valid base64",
+        ),
+    ];
+    for (body, header, reason) in cases {
+        let headers: Vec<(&str, &str)> = header
+            .map(|h| ("X-Sipgate-Signature", h))
+            .into_iter()
+            .collect();
+        let answer = server.post("/new-call", body, &headers);
+        assert_eq!(answer.status, 403, "{reason}");
+        assert_eq!(answer.body, format!("forbidden: {reason}"));
+    }
+    assert_eq!(
+        server.lines.all().len(),
+        1,
+        "refused requests print no event line"
+    );
+}
+
+#[test]
+fn signature_is_checked_on_every_event_route() {
+    let server = TestServer::start(&[]);
+    for (path, name) in [
+        ("/on-answer", "07-answer-in.form"),
+        ("/on-hangup", "09-hangup-normalclearing.form"),
+        ("/on-dtmf", "13-dtmf-digits.form"),
+    ] {
+        assert_eq!(server.post_form(path, &fixture(name)).status, 403, "{path}");
+    }
+    assert!(server.lines.all().is_empty());
+}
+
+#[test]
+fn error_paths_answer_a_status_and_a_reason() {
+    let server = TestServer::unsigned();
+    let hangup = fixture("09-hangup-normalclearing.form");
+
+    let answer = server.post_form("/nope", &hangup);
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (404, "no route for \"/nope\"")
+    );
+
+    let answer = server.get("/new-call");
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.header("Allow"), Some("POST"));
+    assert!(answer.body.contains("POST"), "{}", answer.body);
+
+    let answer = request(&server.url("/health"), "POST", b"", &[]);
+    assert_eq!(
+        (answer.status, answer.header("Allow")),
+        (405, Some("GET, HEAD"))
+    );
+
+    let answer = server.post(
+        "/on-hangup",
+        &hangup,
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(answer.status, 415);
+    assert!(answer.body.contains("application/json"), "{}", answer.body);
+
+    let answer = request(&server.url("/on-hangup"), "POST", &hangup, &[]);
+    assert_eq!(answer.status, 415, "a body without Content-Type");
+
+    let answer = server.post_form("/new-call", b"event=newCall&from=1&callId=x");
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (400, "missing required field to in the newCall event")
+    );
+
+    let answer = server.post_form("/on-hangup", b"event=hangup&cause=busy");
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (400, "missing required field callId in the hangup event")
+    );
+
+    let answer = server.post_form("/on-answer", &hangup);
+    assert_eq!(answer.status, 400);
+    assert_eq!(
+        answer.body,
+        "event \"hangup\" sent to the answer route, which only takes event=answer"
+    );
+
+    for answer in [
+        server.post_form("/on-hangup", &hangup),
+        server.post_form("/on-answer", b"callId=x"),
+    ] {
+        assert!(answer.header("Content-Length").is_some());
+    }
+    assert_eq!(
+        server.lines.all().len(),
+        2,
+        "only the two accepted events print"
+    );
+}
+
+#[test]
+fn oversized_bodies_get_413_declared_or_chunked() {
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("MAX_BODY_BYTES", "2000"),
+    ]);
+    let big = vec![b'a'; 2001];
+    let answer = server.post_form("/on-hangup", &big);
+    assert_eq!(answer.status, 413);
+    assert_eq!(
+        answer.body,
+        "a body of 2001 bytes is over the limit of 2000 bytes (MAX_BODY_BYTES)"
+    );
+
+    let mut chunked = b"POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        chunked.extend_from_slice(b"3e8\r\n");
+        chunked.extend_from_slice(&[b'a'; 1000]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let text = raw(server.addr, &chunked, Duration::from_secs(5));
+    assert_eq!(statuses(&text), [413], "{text}");
+    assert!(
+        text.contains("the body is over the limit of 2000 bytes"),
+        "{text}"
+    );
+
+    // A body at the limit is fine.
+    let mut at_limit = b"callId=x&pad=".to_vec();
+    at_limit.resize(2000, b'p');
+    assert_eq!(server.post_form("/on-hangup", &at_limit).status, 200);
+}
+
+#[test]
+fn a_body_shorter_than_its_content_length_gets_400() {
+    let server = TestServer::unsigned();
+    let body = format!("callId=x&pad={}", "p".repeat(1500));
+    let head = format!(
+        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len() + 100
+    );
+    let text = raw(
+        server.addr,
+        format!("{head}{body}").as_bytes(),
+        Duration::from_secs(5),
+    );
+    // (tiny_http then writes a second 400 of its own when it finds the half-closed
+    // connection at its end; only the first answer is ours.)
+    assert_eq!(statuses(&text).first(), Some(&400), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the body ended after {} of its {} bytes",
+            body.len(),
+            body.len() + 100
+        )),
+        "{text}"
+    );
+    assert!(server.lines.all().is_empty());
+}
+
+#[test]
+fn invalid_content_length_gets_400() {
+    let server = TestServer::unsigned();
+    let text = raw(
+        server.addr,
+        b"POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: abc\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(statuses(&text), [400], "{text}");
+    assert!(text.contains("invalid Content-Length \"abc\""), "{text}");
+}
+
+/// Stock tiny_http 0.12.0 aborts the whole process on this request; the fork must not.
+#[test]
+fn a_huge_content_length_is_refused_and_the_next_request_is_served() {
+    let server = TestServer::unsigned();
+    for length in ["1000000000000000", "18446744073709551615"] {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        write!(
+            stream,
+            "POST /new-call HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\nevent=newCall"
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut head = [0u8; 12];
+        std::io::Read::read_exact(&mut stream, &mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 413", "Content-Length {length}");
+        drop(stream);
+        let answer = server.post_form("/on-hangup", &fixture("09-hangup-normalclearing.form"));
+        assert_eq!(answer.status, 200, "after Content-Length {length}");
+    }
+}
+
+#[test]
+fn health_answers_ok_without_an_event_line() {
+    let server = TestServer::start(&[("WEBHOOK_URL", "https://example.com/p")]);
+    let answer = server.get("/p/health");
+    assert_eq!((answer.status, answer.body.as_str()), (200, "ok"));
+    assert_eq!(
+        request(&server.url("/p/health"), "HEAD", b"", &[]).status,
+        200
+    );
+    assert!(server.lines.all().is_empty());
+}
+
+#[test]
+fn webhook_url_prefix_query_and_trailing_slash() {
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        (
+            "WEBHOOK_URL",
+            "https://example.com/hooks/abc/?token=s3cr3t&x=1",
+        ),
+    ]);
+    let body = fixture("01-newcall-in.form");
+    let answer = server.post_form("/hooks/abc/new-call?token=s3cr3t&x=1", &body);
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.body,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response onAnswer=\"https://example.com/hooks/abc/on-answer?token=s3cr3t&amp;x=1\" onHangup=\"https://example.com/hooks/abc/on-hangup?token=s3cr3t&amp;x=1\" />\n"
+    );
+    assert_eq!(
+        server.post_form("/new-call", &body).status,
+        404,
+        "outside the prefix"
+    );
+    assert_eq!(server.post_form("/hooks/abc//new-call", &body).status, 404);
+    let hangup = fixture("09-hangup-normalclearing.form");
+    assert_eq!(
+        server
+            .post_form("/hooks/abc/on-hangup?token=s3cr3t&x=1", &hangup)
+            .status,
+        200
+    );
+}
+
+#[test]
+fn replies_are_never_compressed() {
+    let server = TestServer::unsigned();
+    let answer = server.post(
+        "/new-call",
+        &fixture("01-newcall-in.form"),
+        &[("Accept-Encoding", "gzip,deflate")],
+    );
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("Content-Encoding"), None);
+    assert_eq!(
+        answer.header("Content-Length"),
+        Some(answer.body.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn a_panicking_handler_answers_500_and_the_worker_lives_on() {
+    let config = config(&[("WORKERS", "1")]);
+    let server = TestServer::with_handler(
+        &config,
+        Arc::new(|request| {
+            if request.path == "/boom" {
+                panic!("handler bug (expected by this test)");
+            }
+            sipgateio_callevents::router::Reply::text(200, "fine")
+        }),
+    );
+    for _ in 0..3 {
+        let answer = server.post_form("/boom", b"callId=x");
+        assert_eq!(answer.status, 500);
+        assert_eq!(
+            server.post_form("/other", b"").body,
+            "fine",
+            "the one worker still serves"
+        );
+    }
+}
+
+#[test]
+fn keep_alive_connection_serves_many_events() {
+    let server = TestServer::unsigned();
+    let body = fixture("09-hangup-normalclearing.form");
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let mut request = Vec::new();
+    for _ in 0..50 {
+        write!(
+            request,
+            "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        request.extend_from_slice(&body);
+    }
+    request.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(&request).unwrap();
+    let text = read_until_closed(&mut stream, Duration::from_secs(10));
+    let codes = statuses(&text);
+    assert_eq!(codes.len(), 51, "{text}");
+    assert!(codes.iter().all(|&code| code == 200));
+    assert_eq!(server.lines.all().len(), 50);
+}
