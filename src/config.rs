@@ -7,6 +7,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::output::EventFormat;
+
 /// Every setting the server runs with, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -22,6 +24,12 @@ pub struct Config {
     pub workers: usize,
     /// Larger request bodies are refused with 413 (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// How event lines are written (`EVENT_FORMAT`).
+    pub event_format: EventFormat,
+    /// A call's start is remembered for the hangup's durations this long (`CALL_TTL_SECONDS`).
+    pub call_ttl_seconds: u64,
+    /// At most this many calls are remembered at once (`MAX_TRACKED_CALLS`).
+    pub max_tracked_calls: usize,
 }
 
 /// One documented variable: its name, its default and what it means. `--help` and the
@@ -68,6 +76,21 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "larger request bodies are refused with 413",
     },
     Variable {
+        name: "EVENT_FORMAT",
+        default: "text",
+        meaning: "event lines on stdout: text (a sentence) or json (one JSON object per line)",
+    },
+    Variable {
+        name: "CALL_TTL_SECONDS",
+        default: "14400",
+        meaning: "how long a call's start is remembered for the ring and talk times on its hangup",
+    },
+    Variable {
+        name: "MAX_TRACKED_CALLS",
+        default: "10000",
+        meaning: "most calls remembered at once; the oldest is forgotten first",
+    },
+    Variable {
         name: "RUST_LOG",
         default: "info",
         meaning: "log filter (error, warn, info, debug, trace); logs go to stderr",
@@ -75,6 +98,8 @@ pub const VARIABLES: &[Variable] = &[
 ];
 
 const MAX_WORKERS: usize = 1024;
+const MAX_CALL_TTL_SECONDS: usize = 7 * 24 * 3600;
+const MAX_TRACKED_CALLS_LIMIT: usize = 10_000_000;
 // Far above any sipgate body (all captures are under 1 KiB) and small enough that a full
 // buffer per in-flight request cannot exhaust memory.
 const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -176,6 +201,35 @@ impl Config {
             })?,
         };
 
+        let event_format = match get("EVENT_FORMAT") {
+            None => EventFormat::Text,
+            Some(value) => value
+                .parse()
+                .map_err(|()| invalid("EVENT_FORMAT", &value, "text or json"))?,
+        };
+
+        let call_ttl_seconds = match get("CALL_TTL_SECONDS") {
+            None => 14_400,
+            Some(value) => parse_in_range(&value, 1, MAX_CALL_TTL_SECONDS).ok_or_else(|| {
+                invalid(
+                    "CALL_TTL_SECONDS",
+                    &value,
+                    &format!("a whole number of seconds from 1 to {MAX_CALL_TTL_SECONDS}"),
+                )
+            })? as u64,
+        };
+
+        let max_tracked_calls = match get("MAX_TRACKED_CALLS") {
+            None => 10_000,
+            Some(value) => parse_in_range(&value, 1, MAX_TRACKED_CALLS_LIMIT).ok_or_else(|| {
+                invalid(
+                    "MAX_TRACKED_CALLS",
+                    &value,
+                    &format!("a whole number from 1 to {MAX_TRACKED_CALLS_LIMIT}"),
+                )
+            })?,
+        };
+
         Ok(Config {
             webhook_url,
             listen_addr,
@@ -183,6 +237,9 @@ impl Config {
             public_key_file,
             workers,
             max_body_bytes,
+            event_format,
+            call_ttl_seconds,
+            max_tracked_calls,
         })
     }
 }
@@ -336,6 +393,9 @@ mod tests {
         assert_eq!(config.public_key_file, None);
         assert!(config.workers >= 4);
         assert_eq!(config.max_body_bytes, 65536);
+        assert_eq!(config.event_format, EventFormat::Text);
+        assert_eq!(config.call_ttl_seconds, 14_400);
+        assert_eq!(config.max_tracked_calls, 10_000);
     }
 
     #[test]
@@ -354,6 +414,9 @@ mod tests {
             ("SIPGATE_PUBLIC_KEY_FILE", "/etc/key.pem"),
             ("WORKERS", "7"),
             ("MAX_BODY_BYTES", "1024"),
+            ("EVENT_FORMAT", "json"),
+            ("CALL_TTL_SECONDS", "60"),
+            ("MAX_TRACKED_CALLS", "5"),
         ])
         .unwrap();
         assert_eq!(config.webhook_url.path_prefix(), "/hooks/abc");
@@ -366,6 +429,9 @@ mod tests {
         assert_eq!(config.public_key_file, Some(PathBuf::from("/etc/key.pem")));
         assert_eq!(config.workers, 7);
         assert_eq!(config.max_body_bytes, 1024);
+        assert_eq!(config.event_format, EventFormat::Json);
+        assert_eq!(config.call_ttl_seconds, 60);
+        assert_eq!(config.max_tracked_calls, 5);
     }
 
     #[test]
@@ -384,6 +450,9 @@ mod tests {
             ("WORKERS", "four", "from 1 to"),
             ("MAX_BODY_BYTES", "-1", "from 1 to"),
             ("MAX_BODY_BYTES", "999999999999", "from 1 to"),
+            ("EVENT_FORMAT", "xml", "text or json"),
+            ("CALL_TTL_SECONDS", "0", "seconds from 1 to"),
+            ("MAX_TRACKED_CALLS", "lots", "from 1 to"),
         ];
         for (var, value, hint) in cases {
             let error = config(&[(var, value)]).unwrap_err();

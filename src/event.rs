@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use serde::{Serialize, Serializer};
+
 /// Which of sipgate's four events a body carries. The wire names are sipgate's own
 /// (`event=newCall` …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,12 @@ pub enum Direction {
     Other(String),
 }
 
+impl Serialize for Direction {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl Direction {
     fn from_wire(value: &str) -> Direction {
         match value {
@@ -91,6 +99,12 @@ pub enum HangupCause {
     Other(String),
 }
 
+impl Serialize for HangupCause {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl HangupCause {
     fn from_wire(value: &str) -> HangupCause {
         match value {
@@ -121,77 +135,119 @@ impl HangupCause {
 }
 
 /// `event=newCall`. Numbers are E.164 digits without `+`, or `anonymous`, kept as sent.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Serialized (for `EVENT_FORMAT=json`) with sipgate's parameter names; absent fields
+/// are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NewCall {
     pub call_id: String,
     pub from: String,
     pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
     /// The first call's id after a transfer or forward; equal to `call_id` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub orig_call_id: Option<String>,
     /// `user[]`: the calling user (out) or each user the call rings (in). Entries may be empty.
+    #[serde(rename = "user", skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<String>,
     /// `userId[]`; its length need not match `users`.
+    #[serde(rename = "userId", skip_serializing_if = "Vec::is_empty")]
     pub user_ids: Vec<String>,
     /// `fullUserId[]`; its length need not match `users`.
+    #[serde(rename = "fullUserId", skip_serializing_if = "Vec::is_empty")]
     pub full_user_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub xcid: Option<String>,
     /// The originally dialled number when the call was diverted before it reached sipgate.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub diversion: Option<String>,
 }
 
 /// `event=answer`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Answer {
     pub call_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
     /// The answering user (incoming calls only; singular key `user`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub full_user_id: Option<String>,
     /// The number of the destination that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub answering_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub diversion: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub orig_call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub xcid: Option<String>,
 }
 
 /// `event=hangup`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Hangup {
     pub call_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<HangupCause>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub answering_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub diversion: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub orig_call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub xcid: Option<String>,
     /// Not documented for hangup, but kept if sipgate sends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub full_user_id: Option<String>,
 }
 
 /// `event=dtmf`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Dtmf {
     pub call_id: String,
     /// The digits as typed, leading zeros intact; `None` when the caller typed nothing
     /// (sipgate then omits `dtmf` or sends it empty).
+    #[serde(rename = "dtmf", skip_serializing_if = "Option::is_none")]
     pub digits: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub orig_call_id: Option<String>,
 }
 
-/// One parsed call event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One parsed call event. Serialized with its sipgate name in `event`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event")]
 pub enum CallEvent {
+    #[serde(rename = "newCall")]
     NewCall(NewCall),
+    #[serde(rename = "answer")]
     Answer(Answer),
+    #[serde(rename = "hangup")]
     Hangup(Hangup),
+    #[serde(rename = "dtmf")]
     Dtmf(Dtmf),
 }
 

@@ -4,6 +4,7 @@
 //! events; every accepted event prints one line to stdout. See ARCHITECTURE.md for the
 //! map of the modules.
 
+pub mod calls;
 pub mod config;
 pub mod event;
 pub mod output;

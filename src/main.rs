@@ -86,10 +86,11 @@ fn run() -> Result<(), Failure> {
         workers: config.workers,
         max_body_bytes: config.max_body_bytes,
     };
+    let sink = EventSink::stdout(config.event_format);
     let server = Server::start(
         &options,
         Arc::new(move |request| app.route(request)),
-        EventSink::stdout(),
+        sink.clone(),
     )
     .map_err(Failure::usage)?;
     log::info!(
@@ -100,7 +101,10 @@ fn run() -> Result<(), Failure> {
     );
     stop_on_signals(server.stopper())?;
 
-    server.wait(SHUTDOWN_GRACE).map_err(|error| Failure {
+    let served = server.wait(SHUTDOWN_GRACE);
+    // Also after a listener failure: what was accepted is printed before we go.
+    sink.finish(SHUTDOWN_GRACE);
+    served.map_err(|error| Failure {
         code: 1,
         message: error.to_string(),
     })?;

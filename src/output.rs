@@ -1,44 +1,378 @@
-//! Where accepted events go: one line each, written whole and flushed at once.
+//! Where accepted events go: one line each on stdout, as text for people or as JSON for
+//! programs.
+//!
+//! A writer thread owns stdout, so a handler never waits on it: a terminal paused with
+//! Ctrl-S or a pipe nobody reads must not stop the server from answering sipgate. Lines
+//! wait in a bounded queue. When stdout fails (closed), has blocked for over a second
+//! (nobody reads it), or the queue is full, the line goes to the error log on stderr
+//! instead, so an event is never lost without a trace.
 
+use std::fmt::{self, Write as _};
 use std::io::{self, Write};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
 
+use serde::Serialize;
+
+use crate::calls::CallSummary;
 use crate::event::CallEvent;
+use crate::router::Accepted;
 
-/// The event-line writer shared by all handler threads. One lock per line keeps lines
-/// from interleaving.
+/// Lines that may wait for a slow stdout before further ones go to the error log.
+const QUEUE_LINES: usize = 8192;
+
+/// A write to stdout that has not returned for this long means nobody is reading it;
+/// new lines then go to the error log rather than pile up behind it.
+const STALLED_AFTER: Duration = Duration::from_secs(1);
+
+/// How event lines are written (`EVENT_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventFormat {
+    /// A sentence per event, for a person watching a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for `jq`, log shippers and scripts.
+    Json,
+}
+
+impl FromStr for EventFormat {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<EventFormat, ()> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(EventFormat::Text),
+            "json" => Ok(EventFormat::Json),
+            _ => Err(()),
+        }
+    }
+}
+
+impl EventFormat {
+    /// The line for `accepted`, without the newline.
+    pub fn line(self, accepted: &Accepted) -> String {
+        match self {
+            EventFormat::Text => text_line(accepted),
+            EventFormat::Json => json_line(accepted),
+        }
+    }
+}
+
+fn text_line(accepted: &Accepted) -> String {
+    let mut line = accepted.event.to_string();
+    if let Some(summary) = &accepted.summary {
+        let _ = write!(line, ", rang {}", Seconds(summary.rang));
+        match summary.talked {
+            Some(talked) => {
+                let _ = write!(line, ", talked {}", Seconds(talked));
+            }
+            None => line.push_str(", never answered"),
+        }
+    }
+    line
+}
+
+/// A duration as `12.3 s`.
+struct Seconds(Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1} s", self.0.as_secs_f64())
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonLine<'a> {
+    #[serde(flatten)]
+    event: &'a CallEvent,
+    received_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ring_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    talk_seconds: Option<f64>,
+}
+
+fn json_line(accepted: &Accepted) -> String {
+    let summary: Option<&CallSummary> = accepted.summary.as_ref();
+    let line = JsonLine {
+        event: &accepted.event,
+        received_at: rfc3339(accepted.received_utc),
+        answered: summary.map(|s| s.talked.is_some()),
+        ring_seconds: summary.map(|s| millis_as_seconds(s.rang)),
+        talk_seconds: summary.and_then(|s| s.talked).map(millis_as_seconds),
+    };
+    serde_json::to_string(&line)
+        .expect("event fields are strings and numbers, which always serialize")
+}
+
+fn millis_as_seconds(duration: Duration) -> f64 {
+    duration.as_millis() as f64 / 1000.0
+}
+
+/// UTC with millisecond precision, e.g. `2026-11-27T05:40:00.123Z`.
+fn rfc3339(time: SystemTime) -> String {
+    match jiff::Timestamp::try_from(time) {
+        Ok(timestamp) => format!("{timestamp:.3}"),
+        // Only for clocks outside years -9999..=9999.
+        Err(_) => "unknown".to_owned(),
+    }
+}
+
+/// The event-line writer shared by all handler threads.
 #[derive(Clone)]
 pub struct EventSink {
-    out: Arc<Mutex<Box<dyn Write + Send>>>,
+    format: EventFormat,
+    lines: SyncSender<String>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Lines handed over and not yet written (or given up on).
+    pending: AtomicUsize,
+    /// When the write in progress started, in milliseconds since `epoch`; 0 when idle.
+    writing_since_ms: AtomicU64,
+    epoch: Instant,
+    /// The writer thread takes lines from here; at exit, [`EventSink::finish`] takes what
+    /// a stuck stdout never got, to log it.
+    queue: Mutex<Receiver<String>>,
 }
 
 impl EventSink {
     /// Lines go to standard output (logs go to standard error).
-    pub fn stdout() -> EventSink {
-        EventSink::new(io::stdout())
+    pub fn stdout(format: EventFormat) -> EventSink {
+        EventSink::new(io::stdout(), format)
     }
 
     /// Lines go to `out` (tests pass a buffer).
-    pub fn new(out: impl Write + Send + 'static) -> EventSink {
+    pub fn new(out: impl Write + Send + 'static, format: EventFormat) -> EventSink {
+        let (lines, queue) = mpsc::sync_channel(QUEUE_LINES);
+        let shared = Arc::new(Shared {
+            pending: AtomicUsize::new(0),
+            writing_since_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            queue: Mutex::new(queue),
+        });
+        let writer_shared = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("event-lines".into())
+            .spawn(move || write_lines(out, &writer_shared))
+            .expect("cannot start the event-line writer thread");
         EventSink {
-            out: Arc::new(Mutex::new(Box::new(out))),
+            format,
+            lines,
+            shared,
         }
     }
 
-    /// Writes the event's line. If the line cannot be written (stdout closed, say), the
-    /// event goes to the error log instead, so it is never lost without a trace; the
-    /// request is still answered, as sipgate's call does not depend on our terminal.
-    pub fn emit(&self, event: &CallEvent) {
-        let mut line = event.to_string();
-        line.push('\n');
-        // A poisoned lock only means another thread panicked mid-write; the writer is
-        // still usable.
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(error) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+    /// Hands the event's line to the writer thread; never waits for stdout.
+    pub fn emit(&self, accepted: &Accepted) {
+        let mut line = self.format.line(accepted);
+        if let Some(stalled) = self.shared.stalled_for() {
             log::error!(
-                "could not write the event line to stdout ({error}); the event was: {}",
+                "could not write the event line to stdout (a write has been blocked for {:.1} s: nobody is reading it); the event was: {line}",
+                stalled.as_secs_f64()
+            );
+            return;
+        }
+        line.push('\n');
+        self.shared.pending.fetch_add(1, Ordering::SeqCst);
+        match self.lines.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(line) | TrySendError::Disconnected(line)) => {
+                self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+                log::error!(
+                    "could not write the event line to stdout (it is not being read: {QUEUE_LINES} lines are waiting); the event was: {}",
+                    line.trim_end()
+                );
+            }
+        }
+    }
+
+    /// Waits until every line handed over so far is written, for up to `limit`. Returns
+    /// whether it got there.
+    pub fn wait_written(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.shared.pending.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// At exit: waits up to `limit` for the lines still queued, then logs any that stdout
+    /// never took, so they are not lost with the process.
+    pub fn finish(&self, limit: Duration) {
+        if self.wait_written(limit) {
+            return;
+        }
+        // The writer is stuck in a write and does not hold the queue.
+        let queue = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut logged = 0;
+        while let Ok(line) = queue.try_recv() {
+            log::error!(
+                "could not write the event line to stdout before exit; the event was: {}",
                 line.trim_end()
             );
+            logged += 1;
         }
+        if logged == 0 {
+            log::error!(
+                "stdout did not take the last event line before exit; it is in the log above or on stdout"
+            );
+        }
+    }
+}
+
+impl Shared {
+    fn millis_since_epoch(&self) -> u64 {
+        // +1 keeps 0 free to mean "idle" in the first millisecond.
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// How long the write in progress has been blocked, if longer than [`STALLED_AFTER`].
+    fn stalled_for(&self) -> Option<Duration> {
+        let since = self.writing_since_ms.load(Ordering::SeqCst);
+        if since == 0 {
+            return None;
+        }
+        let blocked = Duration::from_millis(self.millis_since_epoch().saturating_sub(since));
+        (blocked > STALLED_AFTER).then_some(blocked)
+    }
+}
+
+/// The writer thread: writes what is queued, several lines to a write when they pile up.
+fn write_lines(mut out: impl Write, shared: &Shared) {
+    let mut batch = String::new();
+    loop {
+        let mut count = 0;
+        {
+            let queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let Ok(first) = queue.recv() else { return };
+            batch.push_str(&first);
+            count += 1;
+            while batch.len() < 64 * 1024 {
+                match queue.try_recv() {
+                    Ok(line) => {
+                        batch.push_str(&line);
+                        count += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        shared
+            .writing_since_ms
+            .store(shared.millis_since_epoch(), Ordering::SeqCst);
+        let written = out.write_all(batch.as_bytes()).and_then(|()| out.flush());
+        shared.writing_since_ms.store(0, Ordering::SeqCst);
+        if let Err(error) = written {
+            for line in batch.lines() {
+                log::error!(
+                    "could not write the event line to stdout ({error}); the event was: {line}"
+                );
+            }
+        }
+        batch.clear();
+        shared.pending.fetch_sub(count, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{self, EventKind};
+
+    fn accepted(kind: EventKind, body: &str, summary: Option<CallSummary>) -> Accepted {
+        Accepted {
+            event: event::parse(kind, body.as_bytes()).unwrap(),
+            received_utc: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
+            summary,
+        }
+    }
+
+    #[test]
+    fn text_hangup_lines_carry_the_durations() {
+        let body = "event=hangup&cause=normalClearing&callId=x";
+        let answered = CallSummary {
+            rang: Duration::from_millis(4_040),
+            talked: Some(Duration::from_millis(65_960)),
+        };
+        let never = CallSummary {
+            rang: Duration::from_millis(12_500),
+            talked: None,
+        };
+        assert_eq!(
+            EventFormat::Text.line(&accepted(EventKind::Hangup, body, Some(answered))),
+            "The call has been hung up, cause normalClearing, callId x, rang 4.0 s, talked 66.0 s"
+        );
+        assert_eq!(
+            EventFormat::Text.line(&accepted(EventKind::Hangup, body, Some(never))),
+            "The call has been hung up, cause normalClearing, callId x, rang 12.5 s, never answered"
+        );
+        assert_eq!(
+            EventFormat::Text.line(&accepted(EventKind::Hangup, body, None)),
+            "The call has been hung up, cause normalClearing, callId x"
+        );
+    }
+
+    #[test]
+    fn json_lines_have_every_field_with_sipgate_names() {
+        let line = EventFormat::Json.line(&accepted(
+            EventKind::NewCall,
+            "event=newCall&direction=in&from=0049&to=492&callId=c&user%5B%5D=A+B&user%5B%5D=&userId%5B%5D=w0",
+            None,
+        ));
+        assert_eq!(
+            line,
+            r#"{"event":"newCall","callId":"c","from":"0049","to":"492","direction":"in","user":["A B",""],"userId":["w0"],"receivedAt":"2026-11-18T11:06:40.123Z"}"#
+        );
+        let summary = CallSummary {
+            rang: Duration::from_millis(4_000),
+            talked: Some(Duration::from_millis(1_250)),
+        };
+        let line = EventFormat::Json.line(&accepted(
+            EventKind::Hangup,
+            "callId=c&cause=busy",
+            Some(summary),
+        ));
+        assert_eq!(
+            line,
+            r#"{"event":"hangup","callId":"c","cause":"busy","receivedAt":"2026-11-18T11:06:40.123Z","answered":true,"ringSeconds":4.0,"talkSeconds":1.25}"#
+        );
+        let line = EventFormat::Json.line(&accepted(EventKind::Dtmf, "callId=c&dtmf=007", None));
+        assert_eq!(
+            line,
+            r#"{"event":"dtmf","callId":"c","dtmf":"007","receivedAt":"2026-11-18T11:06:40.123Z"}"#
+        );
+    }
+
+    #[test]
+    fn hostile_names_give_valid_json_on_one_line() {
+        let body = "from=1&to=2&callId=%22%5C%0A%00%1F&user%5B%5D=%22quoted%22+%5Cback%5Cslash%0D%0Anext&user%5B%5D=%FF%FEbad%C3";
+        let line = EventFormat::Json.line(&accepted(EventKind::NewCall, body, None));
+        assert!(!line.contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["callId"], "\"\\\n\u{0}\u{1f}");
+        assert_eq!(value["user"][0], "\"quoted\" \\back\\slash\r\nnext");
+        assert_eq!(value["user"][1], "\u{FFFD}\u{FFFD}bad\u{FFFD}");
+    }
+
+    #[test]
+    fn format_names_parse_in_any_case() {
+        assert_eq!("JSON".parse(), Ok(EventFormat::Json));
+        assert_eq!(" text ".parse(), Ok(EventFormat::Text));
+        assert_eq!("yaml".parse::<EventFormat>(), Err(()));
     }
 }

@@ -3,6 +3,9 @@
 //! [`App::route`] is the one place that says which path does what. Handlers return a
 //! [`Reply`]; the server writes it and prints the accepted event.
 
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::calls::{CallSummary, CallTracker};
 use crate::config::Config;
 use crate::event::{self, CallEvent, EventKind};
 use crate::signature::Verifier;
@@ -39,6 +42,19 @@ pub struct Incoming<'a> {
     pub signature: Option<&'a str>,
     /// The raw body, exactly as received.
     pub body: &'a [u8],
+    /// When the request arrived: the monotonic clock for durations, the wall clock for
+    /// the event line.
+    pub received: Instant,
+    pub received_utc: SystemTime,
+}
+
+/// An accepted event, with what the server knows around it: printed as the event line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub event: CallEvent,
+    pub received_utc: SystemTime,
+    /// For a hangup of a call whose newCall this server saw: how long it rang and talked.
+    pub summary: Option<CallSummary>,
 }
 
 /// The media types of our replies.
@@ -59,7 +75,7 @@ impl ContentType {
 }
 
 /// A reply, and the event it accepted, for the server to print before it answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub content_type: ContentType,
@@ -67,7 +83,7 @@ pub struct Reply {
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
     /// The accepted event; `None` for everything else.
-    pub event: Option<CallEvent>,
+    pub accepted: Option<Accepted>,
 }
 
 impl Reply {
@@ -78,7 +94,7 @@ impl Reply {
             content_type: ContentType::Xml,
             body,
             allow: None,
-            event: None,
+            accepted: None,
         }
     }
 
@@ -89,7 +105,7 @@ impl Reply {
             content_type: ContentType::Text,
             body: message.into(),
             allow: None,
-            event: None,
+            accepted: None,
         }
     }
 
@@ -111,9 +127,9 @@ impl Reply {
         Reply::text(500, "internal error; the server log has the details")
     }
 
-    fn with_event(self, event: CallEvent) -> Reply {
+    fn with_accepted(self, accepted: Accepted) -> Reply {
         Reply {
-            event: Some(event),
+            accepted: Some(accepted),
             ..self
         }
     }
@@ -126,6 +142,7 @@ pub struct App {
     verifier: Option<Verifier>,
     /// The answer to every newCall; it depends only on the configuration.
     new_call_xml: String,
+    calls: CallTracker,
 }
 
 impl App {
@@ -140,6 +157,10 @@ impl App {
             path_prefix: url.path_prefix().to_owned(),
             verifier,
             new_call_xml: doc.to_xml(),
+            calls: CallTracker::new(
+                Duration::from_secs(config.call_ttl_seconds),
+                config.max_tracked_calls,
+            ),
         }
     }
 
@@ -184,7 +205,12 @@ impl App {
             EventKind::NewCall => Reply::xml(self.new_call_xml.clone()),
             EventKind::Answer | EventKind::Hangup | EventKind::Dtmf => Reply::text(200, ""),
         };
-        reply.with_event(event)
+        let summary = self.calls.observe(&event, request.received);
+        reply.with_accepted(Accepted {
+            event,
+            received_utc: request.received_utc,
+            summary,
+        })
     }
 }
 
@@ -211,6 +237,9 @@ mod tests {
             public_key_file: None,
             workers: 1,
             max_body_bytes: 65536,
+            event_format: crate::output::EventFormat::Text,
+            call_ttl_seconds: 3600,
+            max_tracked_calls: 100,
         };
         App::new(&config, None)
     }
@@ -222,6 +251,8 @@ mod tests {
             content_type: FORM,
             signature: None,
             body,
+            received: Instant::now(),
+            received_utc: SystemTime::now(),
         }
     }
 
@@ -269,7 +300,25 @@ mod tests {
             reply.body,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response onAnswer=\"https://h.example/hooks/on-answer?t=1&amp;u=2\" onHangup=\"https://h.example/hooks/on-hangup?t=1&amp;u=2\" />\n"
         );
-        assert_eq!(reply.event.unwrap().call_id(), "x");
+        assert_eq!(reply.accepted.unwrap().event.call_id(), "x");
+    }
+
+    #[test]
+    fn hangup_after_answer_carries_the_durations() {
+        let app = app("http://localhost:8080");
+        let t0 = Instant::now();
+        let at = |seconds: u64, path: &'static str, body: &'static [u8]| Incoming {
+            received: t0 + Duration::from_secs(seconds),
+            ..request(Method::Post, path, body)
+        };
+        app.route(&at(0, "/new-call", b"from=1&to=2&callId=c"));
+        app.route(&at(3, "/on-answer", b"callId=c"));
+        let reply = app.route(&at(10, "/on-hangup", b"callId=c&cause=normalClearing"));
+        let summary = reply.accepted.unwrap().summary.unwrap();
+        assert_eq!(summary.rang, Duration::from_secs(3));
+        assert_eq!(summary.talked, Some(Duration::from_secs(7)));
+        let unknown = app.route(&at(11, "/on-hangup", b"callId=other"));
+        assert_eq!(unknown.accepted.unwrap().summary, None);
     }
 
     #[test]
@@ -291,7 +340,7 @@ mod tests {
             };
             let reply = app.route(&incoming);
             assert_eq!(reply.status, status, "{content_type:?}");
-            assert_eq!(reply.event.is_some(), status == 200);
+            assert_eq!(reply.accepted.is_some(), status == 200);
         }
     }
 
@@ -305,6 +354,6 @@ mod tests {
         ));
         assert_eq!(reply.status, 400);
         assert!(reply.body.contains("hangup") && reply.body.contains("answer"));
-        assert_eq!(reply.event, None);
+        assert_eq!(reply.accepted, None);
     }
 }

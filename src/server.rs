@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tiny_http::{Header, Headers, Request, Response, StatusCode};
 
@@ -375,6 +375,7 @@ fn dispatch(context: &Arc<Context>, request: Request) {
 }
 
 fn handle(context: &Context, mut request: Request) {
+    let (received, received_utc) = (Instant::now(), SystemTime::now());
     let reply = match read_body(&mut request, context.max_body_bytes) {
         Err(problem) => Reply::text(problem.status(), problem.to_string()),
         Ok(body) => {
@@ -388,6 +389,8 @@ fn handle(context: &Context, mut request: Request) {
                     .get("X-Sipgate-Signature")
                     .map(|v| v.as_str()),
                 body: &body,
+                received,
+                received_utc,
             };
             catch_unwind(AssertUnwindSafe(|| (context.handler)(&incoming))).unwrap_or_else(|_| {
                 log::error!(
@@ -399,9 +402,10 @@ fn handle(context: &Context, mut request: Request) {
             })
         }
     };
-    if let Some(event) = &reply.event {
-        // Before the reply goes out, so that every 200 has its line when we are stopped.
-        context.sink.emit(event);
+    if let Some(accepted) = &reply.accepted {
+        // Queued before the reply goes out; the binary writes the queue out before it
+        // exits, so every 200 has its line.
+        context.sink.emit(accepted);
     }
     respond(context, request, &reply);
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use support::*;
 
-/// Every fixture sipgate could send, to its route, with the exact line it prints.
+/// Every fixture sipgate could send, to its route, with the exact line it prints. Each
+/// goes to a fresh server, so no hangup finds its call and gains durations.
 #[test]
 fn every_fixture_is_answered_and_printed() {
-    let server = TestServer::unsigned();
     let cases = [
         (
             "01-newcall-in.form",
@@ -123,8 +123,8 @@ fn every_fixture_is_answered_and_printed() {
             format!("New call from 491776249000 to 4928559389086 (direction in), callId {CID1}"),
         ),
     ];
-    let mut expected_lines = Vec::new();
     for (name, path, line) in &cases {
+        let server = TestServer::unsigned();
         let answer = server.post_form(path, &fixture(name));
         assert_eq!(answer.status, 200, "{name}: {}", answer.body);
         if *path == "/new-call" {
@@ -141,8 +141,76 @@ fn every_fixture_is_answered_and_printed() {
         } else {
             assert_eq!(answer.body, "", "{name}");
         }
-        expected_lines.push(line.clone());
-        assert_eq!(server.lines.all(), expected_lines, "after {name}");
+        assert_eq!(server.lines.all(), vec![line.clone()], "{name}");
+    }
+}
+
+#[test]
+fn a_call_seen_from_start_to_end_reports_ring_and_talk_time() {
+    let server = TestServer::unsigned();
+    server.post_form("/new-call", &fixture("01-newcall-in.form"));
+    std::thread::sleep(Duration::from_millis(150));
+    server.post_form("/on-answer", &fixture("07-answer-in.form"));
+    std::thread::sleep(Duration::from_millis(250));
+    server.post_form("/on-hangup", &fixture("09-hangup-normalclearing.form"));
+    // A call this server never saw start: no durations.
+    server.post_form("/on-hangup", &fixture("12-hangup-busy-out.form"));
+    let lines = server.lines.all();
+    let hangup = &lines[2];
+    let prefix = format!("The call has been hung up, cause normalClearing, callId {CID1}, rang ");
+    let rest = hangup
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{hangup}"));
+    let (rang, talked) = rest.split_once(" s, talked ").unwrap();
+    let rang: f64 = rang.parse().unwrap();
+    let talked: f64 = talked.strip_suffix(" s").unwrap().parse().unwrap();
+    assert!((0.1..5.0).contains(&rang), "{hangup}");
+    assert!((0.2..5.0).contains(&talked), "{hangup}");
+    assert_eq!(
+        lines[3],
+        format!("The call has been hung up, cause busy, callId {CID2}")
+    );
+}
+
+#[test]
+fn json_lines_for_every_event() {
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("EVENT_FORMAT", "json"),
+    ]);
+    server.post_form("/new-call", &fixture("02-newcall-in-group.form"));
+    server.post_form("/on-answer", &fixture("07-answer-in.form"));
+    server.post_form("/on-dtmf", &fixture("13-dtmf-digits.form"));
+    server.post_form("/on-hangup", &fixture("09-hangup-normalclearing.form"));
+    let lines = server.lines.all();
+    assert_eq!(lines.len(), 4);
+    let json: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(json[0]["event"], "newCall");
+    assert_eq!(
+        json[0]["user"],
+        serde_json::json!(["Alice Smith", "Bob Jones", "Carol"])
+    );
+    assert_eq!(json[0]["fullUserId"][2], "1234567w2");
+    assert_eq!(json[0].get("diversion"), None, "absent fields are absent");
+    assert_eq!(json[1]["event"], "answer");
+    assert_eq!(json[1]["user"], "Alice Smith");
+    assert_eq!(json[1]["answeringNumber"], "4915791234567");
+    assert_eq!(
+        json[2]["dtmf"], "0815",
+        "digits stay a string with the leading zero"
+    );
+    assert_eq!(json[3]["cause"], "normalClearing");
+    assert_eq!(json[3]["answered"], true);
+    assert!(json[3]["ringSeconds"].is_f64() && json[3]["talkSeconds"].is_f64());
+    for value in &json {
+        let received = value["receivedAt"].as_str().unwrap();
+        assert!(
+            received.len() == 24 && received.ends_with('Z'),
+            "{received}"
+        );
     }
 }
 

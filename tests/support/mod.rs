@@ -54,11 +54,15 @@ pub fn signed_capture() -> (Vec<u8>, String) {
 
 /// A buffer the in-process server writes its event lines to.
 #[derive(Clone, Default)]
-pub struct Lines(Arc<Mutex<Vec<u8>>>);
+pub struct Lines {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    /// The sink writing here, to wait for its queue.
+    sink: Arc<std::sync::OnceLock<EventSink>>,
+}
 
 impl Write for Lines {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.buffer.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -67,8 +71,15 @@ impl Write for Lines {
 }
 
 impl Lines {
+    /// Every line written so far, once the sink's queue is written out.
     pub fn all(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
+        if let Some(sink) = self.sink.get() {
+            assert!(
+                sink.wait_written(Duration::from_secs(5)),
+                "event lines stuck in the queue"
+            );
+        }
+        String::from_utf8(self.buffer.lock().unwrap().clone())
             .unwrap()
             .lines()
             .map(str::to_owned)
@@ -113,7 +124,9 @@ impl TestServer {
             workers: config.workers,
             max_body_bytes: config.max_body_bytes,
         };
-        let server = Server::start(&options, handler, EventSink::new(lines.clone())).unwrap();
+        let sink = EventSink::new(lines.clone(), config.event_format);
+        lines.sink.set(sink.clone()).ok().expect("a fresh buffer");
+        let server = Server::start(&options, handler, sink).unwrap();
         TestServer {
             addr: server.local_addr(),
             lines,
@@ -158,8 +171,9 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Stops without waiting: the workers end on their own a moment later.
     fn drop(&mut self) {
-        self.stop();
+        self.stopper.stop();
     }
 }
 

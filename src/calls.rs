@@ -1,0 +1,307 @@
+//! Call summaries: how long a call rang and how long it was talked, worked out from the
+//! events this server saw (sipgate never sends durations).
+//!
+//! The table is bounded twice: an entry expires after a set time, and when the table is
+//! full the oldest entry goes. sipgate does not always send a hangup, so without both
+//! bounds calls that never end would grow it for ever.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::event::CallEvent;
+
+/// What a hangup line adds for a call whose start this server saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallSummary {
+    /// From newCall to answer, or to hangup when nobody answered.
+    pub rang: Duration,
+    /// From answer to hangup; `None` when the call was never answered.
+    pub talked: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CallTimes {
+    started: Instant,
+    answered: Option<Instant>,
+}
+
+/// The calls in progress, by `callId`.
+pub struct CallTracker {
+    ttl: Duration,
+    max_calls: usize,
+    table: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    calls: HashMap<String, CallTimes>,
+    /// Call ids in the order they started, for expiry and eviction. Ids of calls that
+    /// already ended stay here until they reach the front (or a compaction), and are
+    /// skipped then: their `started` no longer matches the table's.
+    order: VecDeque<(Instant, String)>,
+}
+
+impl CallTracker {
+    /// Remembers at most `max_calls` calls, each for at most `ttl`.
+    pub fn new(ttl: Duration, max_calls: usize) -> CallTracker {
+        CallTracker {
+            ttl,
+            max_calls: max_calls.max(1),
+            table: Mutex::new(Table::default()),
+        }
+    }
+
+    /// Records `event`, received at `at`. For a hangup of a call whose newCall was seen,
+    /// returns its summary and forgets the call.
+    pub fn observe(&self, event: &CallEvent, at: Instant) -> Option<CallSummary> {
+        // The table stays consistent between statements, so a panic elsewhere while it was
+        // locked does not make it unusable.
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            CallEvent::NewCall(call) => {
+                table.expire(at, self.ttl);
+                if !table.calls.contains_key(&call.call_id) {
+                    while table.calls.len() >= self.max_calls {
+                        table.evict_oldest();
+                    }
+                }
+                table.calls.insert(
+                    call.call_id.clone(),
+                    CallTimes {
+                        started: at,
+                        answered: None,
+                    },
+                );
+                table.order.push_back((at, call.call_id.clone()));
+                table.compact_if_needed(self.max_calls);
+                None
+            }
+            CallEvent::Answer(answer) => {
+                if let Some(times) = table.calls.get_mut(&answer.call_id) {
+                    times.answered.get_or_insert(at);
+                }
+                None
+            }
+            CallEvent::Hangup(hangup) => {
+                let times = table.calls.remove(&hangup.call_id)?;
+                if at.saturating_duration_since(times.started) > self.ttl {
+                    return None;
+                }
+                Some(CallSummary {
+                    rang: times
+                        .answered
+                        .unwrap_or(at)
+                        .saturating_duration_since(times.started),
+                    talked: times
+                        .answered
+                        .map(|answered| at.saturating_duration_since(answered)),
+                })
+            }
+            CallEvent::Dtmf(_) => None,
+        }
+    }
+
+    /// How many calls are remembered now.
+    pub fn len(&self) -> usize {
+        self.table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .calls
+            .len()
+    }
+
+    /// Whether no call is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Table {
+    fn is_current(&self, started: Instant, call_id: &str) -> bool {
+        self.calls
+            .get(call_id)
+            .is_some_and(|times| times.started == started)
+    }
+
+    fn expire(&mut self, now: Instant, ttl: Duration) {
+        while let Some((started, _)) = self.order.front() {
+            if now.saturating_duration_since(*started) <= ttl {
+                break;
+            }
+            let (started, call_id) = self.order.pop_front().expect("front exists");
+            if self.is_current(started, &call_id) {
+                self.calls.remove(&call_id);
+            }
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((started, call_id)) = self.order.pop_front() {
+            if self.is_current(started, &call_id) {
+                self.calls.remove(&call_id);
+                return;
+            }
+        }
+        // Unreachable while every call has its entry in `order`; clear rather than loop.
+        self.calls.clear();
+    }
+
+    /// Drops the ids of ended calls once they outnumber the live ones, so `order` stays
+    /// within twice the table's bound however many calls end.
+    fn compact_if_needed(&mut self, max_calls: usize) {
+        if self.order.len() > 2 * max_calls.max(self.calls.len()) {
+            let calls = &self.calls;
+            self.order.retain(|(started, call_id)| {
+                calls
+                    .get(call_id)
+                    .is_some_and(|times| times.started == *started)
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Answer, Hangup, NewCall};
+
+    fn new_call(id: &str) -> CallEvent {
+        CallEvent::NewCall(NewCall {
+            call_id: id.into(),
+            ..NewCall::default()
+        })
+    }
+    fn answer(id: &str) -> CallEvent {
+        CallEvent::Answer(Answer {
+            call_id: id.into(),
+            ..Answer::default()
+        })
+    }
+    fn hangup(id: &str) -> CallEvent {
+        CallEvent::Hangup(Hangup {
+            call_id: id.into(),
+            ..Hangup::default()
+        })
+    }
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn answered_call_rang_then_talked() {
+        let tracker = CallTracker::new(secs(3600), 10);
+        let t0 = Instant::now();
+        assert_eq!(tracker.observe(&new_call("a"), t0), None);
+        assert_eq!(tracker.observe(&answer("a"), t0 + secs(4)), None);
+        // A second answer (another device) does not move the answer time.
+        assert_eq!(tracker.observe(&answer("a"), t0 + secs(6)), None);
+        assert_eq!(
+            tracker.observe(&hangup("a"), t0 + secs(70)),
+            Some(CallSummary {
+                rang: secs(4),
+                talked: Some(secs(66))
+            })
+        );
+        assert!(tracker.is_empty(), "a hangup forgets the call");
+        assert_eq!(
+            tracker.observe(&hangup("a"), t0 + secs(71)),
+            None,
+            "a second hangup has no summary"
+        );
+    }
+
+    #[test]
+    fn unanswered_call_rang_until_the_hangup() {
+        let tracker = CallTracker::new(secs(3600), 10);
+        let t0 = Instant::now();
+        tracker.observe(&new_call("a"), t0);
+        assert_eq!(
+            tracker.observe(&hangup("a"), t0 + Duration::from_millis(12_500)),
+            Some(CallSummary {
+                rang: Duration::from_millis(12_500),
+                talked: None
+            })
+        );
+    }
+
+    #[test]
+    fn calls_never_seen_have_no_summary() {
+        let tracker = CallTracker::new(secs(3600), 10);
+        let t0 = Instant::now();
+        tracker.observe(&answer("x"), t0);
+        assert_eq!(tracker.observe(&hangup("x"), t0 + secs(1)), None);
+        assert!(
+            tracker.is_empty(),
+            "an answer alone does not create an entry"
+        );
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let tracker = CallTracker::new(secs(60), 10);
+        let t0 = Instant::now();
+        tracker.observe(&new_call("old"), t0);
+        tracker.observe(&new_call("young"), t0 + secs(30));
+        // The next newCall sweeps what is older than the TTL.
+        tracker.observe(&new_call("new"), t0 + secs(61));
+        assert_eq!(tracker.len(), 2);
+        assert_eq!(tracker.observe(&hangup("old"), t0 + secs(62)), None);
+        // A hangup after the TTL gives no summary even before a sweep removed the entry.
+        assert_eq!(tracker.observe(&hangup("young"), t0 + secs(91)), None);
+        assert!(tracker.observe(&hangup("new"), t0 + secs(62)).is_some());
+    }
+
+    #[test]
+    fn the_table_never_exceeds_its_bound() {
+        let tracker = CallTracker::new(secs(3600), 100);
+        let t0 = Instant::now();
+        for n in 0..10_000u64 {
+            tracker.observe(
+                &new_call(&format!("call-{n}")),
+                t0 + Duration::from_millis(n),
+            );
+            assert!(tracker.len() <= 100);
+        }
+        assert_eq!(tracker.len(), 100);
+        // The oldest went first: the last 100 calls are the ones still known.
+        assert_eq!(tracker.observe(&hangup("call-9899"), t0 + secs(20)), None);
+        assert!(
+            tracker
+                .observe(&hangup("call-9900"), t0 + secs(20))
+                .is_some()
+        );
+        let table = tracker.table.lock().unwrap();
+        assert!(
+            table.order.len() <= 200,
+            "order holds {}",
+            table.order.len()
+        );
+    }
+
+    #[test]
+    fn ended_calls_do_not_grow_the_order_queue() {
+        let tracker = CallTracker::new(secs(3600), 10);
+        let t0 = Instant::now();
+        for n in 0..10_000u64 {
+            let id = format!("call-{n}");
+            tracker.observe(&new_call(&id), t0);
+            tracker.observe(&hangup(&id), t0);
+        }
+        assert!(tracker.is_empty());
+        assert!(tracker.table.lock().unwrap().order.len() <= 20);
+    }
+
+    #[test]
+    fn a_repeated_new_call_restarts_the_clock_without_evicting_others() {
+        let tracker = CallTracker::new(secs(3600), 2);
+        let t0 = Instant::now();
+        tracker.observe(&new_call("a"), t0);
+        tracker.observe(&new_call("b"), t0);
+        tracker.observe(&new_call("a"), t0 + secs(5));
+        assert_eq!(tracker.len(), 2);
+        let summary = tracker.observe(&hangup("a"), t0 + secs(7)).unwrap();
+        assert_eq!(summary.rang, secs(2));
+        assert!(tracker.observe(&hangup("b"), t0 + secs(7)).is_some());
+    }
+}
