@@ -566,3 +566,84 @@ fn keep_alive_connection_serves_many_events() {
     assert!(codes.iter().all(|&code| code == 200));
     assert_eq!(server.lines.all().len(), 50);
 }
+
+/// Every event fixture as JSON: one valid object per line, with the event's name and
+/// every field it carries under sipgate's parameter name.
+#[test]
+fn json_lines_for_every_fixture() {
+    let cases = [
+        ("01-newcall-in.form", "/new-call"),
+        ("02-newcall-in-group.form", "/new-call"),
+        ("03-newcall-in-anonymous.form", "/new-call"),
+        ("04-newcall-out.form", "/new-call"),
+        ("05-newcall-in-forwarded-voicemail.form", "/new-call"),
+        ("06-newcall-in-utf8-name.form", "/new-call"),
+        ("07-answer-in.form", "/on-answer"),
+        ("08-answer-out.form", "/on-answer"),
+        ("09-hangup-normalclearing.form", "/on-hangup"),
+        ("10-hangup-cancel-anonymous.form", "/on-hangup"),
+        ("11-hangup-forwarded.form", "/on-hangup"),
+        ("12-hangup-busy-out.form", "/on-hangup"),
+        ("13-dtmf-digits.form", "/on-dtmf"),
+        ("14-dtmf-omitted.form", "/on-dtmf"),
+        ("15-dtmf-empty.form", "/on-dtmf"),
+        ("16-legacy-newcall-in-minimal.form", "/new-call"),
+        ("17-legacy-newcall-out-extension-from.form", "/new-call"),
+        ("18-signed-real-capture.form", "/new-call"),
+    ];
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("EVENT_FORMAT", "json"),
+    ]);
+    for (name, path) in cases {
+        assert_eq!(server.post_form(path, &fixture(name)).status, 200, "{name}");
+    }
+    let lines = server.lines.all();
+    assert_eq!(lines.len(), cases.len());
+    for ((name, _), line) in cases.iter().zip(&lines) {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
+        let object = value.as_object().unwrap();
+        // Every parameter in the body (that this server knows) is in the line, as sent.
+        for (key, sent) in form_urlencoded::parse(&fixture(name)) {
+            let key = key.trim_end_matches("[]");
+            if sent.is_empty() && key != "user" {
+                assert!(!object.contains_key(key), "{name}: empty {key} is absent");
+                continue;
+            }
+            let field = object
+                .get(key)
+                .unwrap_or_else(|| panic!("{name}: no {key} in {line}"));
+            let matches = match field {
+                serde_json::Value::Array(values) => values.iter().any(|v| v == sent.as_ref()),
+                other => other == sent.as_ref(),
+            };
+            assert!(matches, "{name}: {key}={sent} but the line has {field}");
+        }
+    }
+}
+
+#[test]
+fn hostile_names_stay_one_valid_line_in_both_formats() {
+    let body = b"event=newCall&from=1&to=2&callId=c%22%5C&user%5B%5D=%22Eve%22+%5C%0A%7B%7D%00%1B%5B31m&user%5B%5D=%FF%C3%28";
+    for format in ["text", "json"] {
+        let server = TestServer::start(&[
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+            ("EVENT_FORMAT", format),
+        ]);
+        assert_eq!(server.post_form("/new-call", body).status, 200);
+        let lines = server.lines.all();
+        assert_eq!(lines.len(), 1, "{format}: one event, one line: {lines:?}");
+        if format == "json" {
+            let value: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+            assert_eq!(value["user"][0], "\"Eve\" \\\n{}\u{0}\u{1b}[31m");
+            assert_eq!(value["user"][1], "\u{FFFD}\u{FFFD}(");
+            assert_eq!(value["callId"], "c\"\\");
+        } else {
+            assert!(
+                !lines[0].contains('\u{1b}'),
+                "no raw escape sequences reach the terminal"
+            );
+        }
+    }
+}
