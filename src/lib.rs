@@ -11,4 +11,5 @@ pub mod output;
 pub mod router;
 pub mod server;
 pub mod signature;
+pub mod simulate;
 pub mod xml;

@@ -9,6 +9,7 @@ use sipgateio_callevents::output::EventSink;
 use sipgateio_callevents::router::{App, paths};
 use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
 use sipgateio_callevents::signature::Verifier;
+use sipgateio_callevents::simulate;
 
 /// How long requests in progress get to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -49,6 +50,12 @@ fn run() -> Result<(), Failure> {
             "-V" | "--version" => {
                 println!("sipgateio-callevents {}", env!("CARGO_PKG_VERSION"));
                 return Ok(());
+            }
+            "simulate" => {
+                return simulate::main(std::env::args().skip(2)).map_err(|error| Failure {
+                    code: error.exit_code(),
+                    message: error.message,
+                });
             }
             other => {
                 return Err(Failure::usage(format!(
@@ -139,7 +146,9 @@ fn usage() -> String {
         "sipgateio-callevents {}\n\
          Receives sipgate.io call-event webhooks: answers newCall with XML that subscribes to\n\
          answer and hangup, and prints one line per event on stdout (logs go to stderr).\n\n\
-         Usage: sipgateio-callevents [--help | --version]\n\n\
+         Usage: sipgateio-callevents [--help | --version]\n\
+         \x20      sipgateio-callevents simulate [URL] [options]   play a call against a running\n\
+         \x20      server the way sipgate would (see simulate --help)\n\n\
          Routes (under WEBHOOK_URL's path): POST /new-call, /on-answer, /on-hangup, /on-dtmf; GET /health\n\n\
          Settings, from the environment or a .env file in the working directory:\n",
         env!("CARGO_PKG_VERSION")

@@ -1,0 +1,295 @@
+//! `sipgateio-callevents simulate` as a user runs it: against the real binary, against
+//! stand-in servers that answer with Gather or broken XML, and without any server.
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sipgateio_callevents::router::{Incoming, Reply};
+use support::*;
+
+/// Runs `simulate` with `args` to completion: (exit code, stdout, stderr).
+fn simulate(args: &[&str]) -> (i32, String, String) {
+    let dir = temp_dir("simulate-client");
+    let output = binary_command(&dir, &[])
+        .arg("simulate")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of `name` in a form body.
+fn field(body: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(body.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+#[test]
+fn a_whole_call_reaches_the_real_server() {
+    // The server's XML names WEBHOOK_URL, so it must be the address it listens on; the path
+    // and query check that the simulator keeps both, as sipgate does.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/hooks/abc?token=t1");
+    let dir = temp_dir("simulate-server");
+    let mut server = Binary::start(
+        &dir,
+        &[
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+            ("LISTEN_ADDR", &format!("127.0.0.1:{port}")),
+            ("WEBHOOK_URL", &base),
+        ],
+    );
+
+    let (code, stdout, stderr) = simulate(&[&base, "--pause-ms", "0"]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stderr, "");
+    for expected in [
+        &format!("> POST http://127.0.0.1:{port}/hooks/abc/new-call?token=t1"),
+        ">   user[] = Alice Smith",
+        "< 200 OK (application/xml",
+        "The answer is valid sipgate XML:",
+        &format!("> POST http://127.0.0.1:{port}/hooks/abc/on-answer?token=t1"),
+        ">   cause = normalClearing",
+        "The call went through: the server accepted newCall, answer, hangup",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing in:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "no color codes when stdout is not a terminal"
+    );
+    let call_id = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(">   callId = "))
+        .unwrap()
+        .to_owned();
+
+    // An unanswered outgoing call: no answer event, the chosen cause.
+    let (code, stdout, stderr) = simulate(&[
+        &base,
+        "--fast",
+        "--direction",
+        "out",
+        "--cause",
+        "busy",
+        "--to",
+        "4915799912345",
+    ]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let answer_post = format!("> POST http://127.0.0.1:{port}/hooks/abc/on-answer");
+    assert!(!stdout.contains(&answer_post), "{stdout}");
+    assert!(stdout.contains("accepted newCall, hangup"), "{stdout}");
+
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+    let events = server.stdout();
+    let lines: Vec<&str> = events.lines().collect();
+    assert_eq!(lines.len(), 5, "{events}");
+    assert!(
+        lines[0].starts_with("New call from 492111234567 to 4915791234567 (direction in)"),
+        "{events}"
+    );
+    assert!(
+        lines[1].starts_with("4915791234567 answered call from 492111234567"),
+        "{events}"
+    );
+    assert!(
+        lines[2].starts_with("The call has been hung up, cause normalClearing"),
+        "{events}"
+    );
+    for line in &lines[..3] {
+        assert!(line.contains(&call_id), "{line} lacks {call_id}");
+    }
+    assert!(
+        lines[3].starts_with("New call from 492111234567 to 4915799912345 (direction out)"),
+        "{events}"
+    );
+    assert!(
+        lines[4].starts_with("The call has been hung up, cause busy"),
+        "{events}"
+    );
+}
+
+#[test]
+fn a_server_that_checks_signatures_is_named_with_the_fix() {
+    let dir = temp_dir("simulate-signed");
+    let mut server = Binary::start(&dir, &[]);
+    let (code, stdout, stderr) = simulate(&[&server.url(""), "--fast"]);
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("< 403 Forbidden"), "{stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("signature verification is on")
+            && lines[0].contains("start the server with SKIP_SIGNATURE_VERIFICATION=true"),
+        "{stderr}"
+    );
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+    assert_eq!(server.stdout(), "", "no event was accepted");
+}
+
+#[test]
+fn no_server_at_the_url_is_named_with_how_to_start_one() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let (code, _, stderr) = simulate(&[&url, "--fast"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no server is listening at {url}/new-call (connection refused); start one"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SKIP_SIGNATURE_VERIFICATION=true cargo run --release"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_options_exit_2_with_one_line_and_help_exits_0() {
+    for (args, message) in [
+        (
+            &["--direction", "sideways"][..],
+            "invalid --direction \"sideways\": expected in or out",
+        ),
+        (
+            &["--pause-ms", "soon"][..],
+            "invalid --pause-ms \"soon\": expected a whole number of milliseconds",
+        ),
+        (
+            &["https://example.com"][..],
+            "cannot simulate against \"https://example.com\": the simulator speaks plain http only",
+        ),
+    ] {
+        let (code, stdout, stderr) = simulate(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(stdout, "", "{args:?}: nothing is sent");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("sipgateio-callevents: error: {message}")),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, stdout, _) = simulate(&["--help"]);
+    assert_eq!(code, 0);
+    for option in [
+        "--direction",
+        "--from",
+        "--to",
+        "--caller-name",
+        "--cause",
+        "--digits",
+        "--pause-ms",
+        "https:// URLs are not supported",
+    ] {
+        assert!(stdout.contains(option), "simulate --help lacks {option}");
+    }
+}
+
+/// A stand-in server answering newCall with `xml(base URL)` and recording every request.
+struct StandIn {
+    server: TestServer,
+    requests: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl StandIn {
+    fn start(xml: fn(&str) -> String) -> StandIn {
+        let base = Arc::new(OnceLock::<String>::new());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (seen, known_base) = (Arc::clone(&requests), Arc::clone(&base));
+        let handler = move |request: &Incoming<'_>| {
+            let body = String::from_utf8_lossy(request.body).into_owned();
+            seen.lock().unwrap().push((request.path.to_owned(), body));
+            if request.path == "/new-call" {
+                Reply::xml(xml(known_base
+                    .get()
+                    .expect("set before the simulator starts")))
+            } else {
+                Reply::text(200, "")
+            }
+        };
+        let server = TestServer::with_handler(&config(&[]), Arc::new(handler));
+        base.set(server.url("")).unwrap();
+        StandIn { server, requests }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        let requests = self.requests.lock().unwrap();
+        requests.iter().map(|(path, _)| path.clone()).collect()
+    }
+}
+
+#[test]
+fn a_gather_gets_the_digits_posted_to_on_data() {
+    let stand_in = StandIn::start(|base| {
+        format!(
+            "<Response onAnswer=\"{base}/on-answer\" onHangup=\"{base}/on-hangup\">\
+             <Gather onData=\"{base}/on-dtmf\" maxDigits=\"4\"/></Response>"
+        )
+    });
+    let (code, stdout, stderr) = simulate(&[
+        &stand_in.server.url(""),
+        "--pause-ms",
+        "0",
+        "--digits",
+        "081599",
+    ]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("Gather up to 4 digits (timeout 2000 ms)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sending \"0815\" of \"081599\""),
+        "{stdout}"
+    );
+    assert_eq!(
+        stand_in.paths(),
+        ["/new-call", "/on-dtmf", "/on-answer", "/on-hangup"]
+    );
+    let requests = stand_in.requests.lock().unwrap();
+    let call_id = field(&requests[0].1, "callId").unwrap();
+    assert_eq!(call_id.len(), 76);
+    assert_eq!(
+        requests[1].1,
+        format!("event=dtmf&dtmf=0815&callId={call_id}")
+    );
+    assert_eq!(field(&requests[3].1, "callId"), Some(call_id));
+}
+
+#[test]
+fn an_answer_that_is_not_sipgate_xml_is_explained() {
+    // The usual mistake: a URL's & left unescaped in the attribute.
+    let stand_in =
+        StandIn::start(|base| format!("<Response onAnswer=\"{base}/on-answer?a=1&b=2\"/>"));
+    let (code, _, stderr) = simulate(&[&stand_in.server.url(""), "--fast"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("is not valid sipgate XML: in the value of onAnswer: a bare & at \"&b=2\""),
+        "{stderr}"
+    );
+    assert_eq!(stand_in.paths(), ["/new-call"], "nothing is followed");
+}
