@@ -3,17 +3,19 @@
 //! This is the only module that names tiny_http's types. A fixed set of workers calls
 //! `recv()` on one shared tiny_http server. Bodies tiny_http has already buffered (up to
 //! 1 KiB, which covers every sipgate event) are handled on the worker; anything whose body
-//! is still on the wire goes to a thread of its own, so a slow or stalled client can never
-//! hold a worker (tiny_http has no read timeouts, and answering a request drains its unread
-//! body).
+//! is still on the wire goes to a thread of its own, so a slow or stalled body never holds
+//! a worker (tiny_http has no read timeouts, and answering a request drains its unread
+//! body). A connection's requests are served one at a time, so a client that pipelines and
+//! never reads its answers holds one worker at most (tiny_http has no write timeouts).
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Cursor, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -139,6 +141,9 @@ struct Context {
     max_body_bytes: usize,
     in_flight_large: Arc<AtomicUsize>,
     headers: ReplyHeaders,
+    /// Requests waiting for an earlier request of the same connection (by peer address) to
+    /// be answered; see [`serve_in_order`].
+    waiting: Mutex<HashMap<SocketAddr, VecDeque<Request>>>,
 }
 
 /// Reply headers built once: tiny_http parses and validates each header it is given.
@@ -210,6 +215,7 @@ impl Server {
             max_body_bytes: options.max_body_bytes,
             in_flight_large: Arc::clone(&in_flight_large),
             headers: ReplyHeaders::new(),
+            waiting: Mutex::new(HashMap::new()),
         });
         for index in 0..options.workers {
             let http = Arc::clone(&http);
@@ -299,7 +305,7 @@ fn work(
     loop {
         match http.recv_timeout(POLL) {
             Ok(Ok(Some(request))) => {
-                dispatch(context, request);
+                serve_in_order(context, request);
                 quiet_since = quiet_since.map(|_| Instant::now());
             }
             // tiny_http has answered these itself (400, 417) or the client went away.
@@ -328,6 +334,42 @@ fn work(
         }
     }
     let _ = notices.send(Notice::WorkerDone);
+}
+
+/// Serves a connection's requests one at a time, in order. tiny_http writes a connection's
+/// answers in request order, so a second worker on a pipelined request would only wait for
+/// the first; and when a client pipelines without reading its answers, the write blocks
+/// for good (no write timeouts), so every worker would end up waiting on that one
+/// connection. Here its later requests wait in line instead, holding no worker, and the
+/// event lines keep the order the requests were sent in.
+fn serve_in_order(context: &Arc<Context>, request: Request) {
+    let Some(&peer) = request.remote_addr() else {
+        dispatch(context, request);
+        return;
+    };
+    {
+        let mut waiting = context
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(line) = waiting.get_mut(&peer) {
+            line.push_back(request);
+            return;
+        }
+        waiting.insert(peer, VecDeque::new());
+    }
+    let mut next = Some(request);
+    while let Some(request) = next {
+        dispatch(context, request);
+        let mut waiting = context
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        next = waiting.get_mut(&peer).and_then(VecDeque::pop_front);
+        if next.is_none() {
+            waiting.remove(&peer);
+        }
+    }
 }
 
 /// Handles `request` here if its body is already in memory; otherwise on a thread of its
@@ -419,6 +461,9 @@ enum BodyError {
     TooLarge { declared: Option<u64>, max: usize },
     /// The connection ended before `Content-Length` bytes arrived.
     Truncated { received: usize, declared: u64 },
+    /// A chunked body: one cut short inside a chunk reads as complete, so it cannot be
+    /// trusted to be whole. sipgate sends `Content-Length`.
+    Chunked,
     /// The socket failed, or a chunked body was malformed.
     Read(io::Error),
 }
@@ -427,6 +472,7 @@ impl BodyError {
     fn status(&self) -> u16 {
         match self {
             BodyError::TooLarge { .. } => 413,
+            BodyError::Chunked => 411,
             BodyError::InvalidLength(_) | BodyError::Truncated { .. } | BodyError::Read(_) => 400,
         }
     }
@@ -465,6 +511,9 @@ impl fmt::Display for BodyError {
                     "the body ended after {received} of its {declared} bytes (Content-Length)"
                 )
             }
+            BodyError::Chunked => f.write_str(
+                "send the body with a Content-Length header; chunked request bodies are refused",
+            ),
             BodyError::Read(error) => write!(f, "could not read the request body: {error}"),
         }
     }
@@ -498,6 +547,11 @@ fn read_body(request: &mut Request, max: usize) -> Result<Vec<u8>, BodyError> {
             declared: None,
             max,
         });
+    }
+    // Refused only now, after the body was read to its end: left unread, its bytes would
+    // be parsed as the connection's next request.
+    if request.headers().get("Transfer-Encoding").is_some() {
+        return Err(BodyError::Chunked);
     }
     if let Some(declared) = declared.filter(|&length| (body.len() as u64) < length) {
         return Err(BodyError::Truncated {
