@@ -27,6 +27,8 @@ impl ResponseDoc {
 }
 
 /// Escapes text for an XML attribute value in double quotes. URLs carry `&` in their query.
+/// Control characters become character references: a parser would turn a raw tab or
+/// newline in an attribute into a space.
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
@@ -36,6 +38,10 @@ pub fn escape(text: &str) -> String {
             '>' => escaped.push_str("&gt;"),
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&apos;"),
+            control if control.is_control() => {
+                write!(escaped, "&#{};", u32::from(control))
+                    .expect("writing to a String cannot fail");
+            }
             other => escaped.push(other),
         }
     }
@@ -58,6 +64,11 @@ mod tests {
              <Response onAnswer=\"https://h.example/on-answer?a=1&amp;b=&quot;&lt;&apos;&gt;&quot;\" \
              onHangup=\"https://h.example/on-hangup\" />\n"
         );
+    }
+
+    #[test]
+    fn control_characters_become_character_references() {
+        assert_eq!(escape("a\tb\nc\rd\u{7f}"), "a&#9;b&#10;c&#13;d&#127;");
     }
 
     #[test]
