@@ -1,0 +1,295 @@
+//! Faults around the server, with the binary as it runs in production: stdout closed or
+//! full, an unusable key file, descriptors running out. Each must end in the documented
+//! behaviour with a clear message, never a hang or a silent loss.
+//!
+//! Covered elsewhere: a missing key file and a taken port (tests/binary.rs, exit 2 with one
+//! line naming the problem), a handler panic (tests/http.rs, 500 and the worker lives on).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const STDOUT_FAILED: &str = "could not write the event line to stdout";
+
+/// Starts the binary with `stdout` and returns it with its address and a receiver of its
+/// stderr lines.
+fn start(
+    dir: &std::path::Path,
+    vars: &[(&str, &str)],
+    stdout: Stdio,
+) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = binary_command(dir, vars)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, receiver) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let Ok(line) = receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the binary did not log its address");
+        };
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest.split(' ').next().unwrap().parse().unwrap();
+            return (child, addr, receiver);
+        }
+    }
+}
+
+fn hangup(addr: SocketAddr, call_id: &str) -> Answer {
+    request(
+        &format!("http://{addr}/on-hangup"),
+        "POST",
+        format!("event=hangup&cause=busy&callId={call_id}").as_bytes(),
+        &[("Content-Type", FORM)],
+    )
+}
+
+/// Collects stderr lines for up to `wait`, until `enough` says so.
+fn collect(
+    receiver: &mpsc::Receiver<String>,
+    wait: Duration,
+    enough: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let mut lines = Vec::new();
+    while !enough(&lines) {
+        match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    lines
+}
+
+fn stop(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the server did not exit within 10 s of SIGTERM");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn closed_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
+    let dir = temp_dir("stdout-closed");
+    let (mut child, addr, stderr) = start(
+        &dir,
+        &[("SKIP_SIGNATURE_VERIFICATION", "true")],
+        Stdio::piped(),
+    );
+    // Nobody will ever read stdout: the pipe's read end is closed, so writes fail (EPIPE).
+    drop(child.stdout.take());
+    for index in 0..3 {
+        let answer = hangup(addr, &format!("closed-{index}"));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let lines = collect(&stderr, Duration::from_secs(5), |lines| {
+        (0..3).all(|i| {
+            lines
+                .iter()
+                .any(|l| l.contains(STDOUT_FAILED) && l.contains(&format!("closed-{i}")))
+        })
+    });
+    for index in 0..3 {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(STDOUT_FAILED) && l.contains(&format!("callId closed-{index}"))),
+            "event closed-{index} is not in the error log: {lines:#?}"
+        );
+    }
+    assert!(
+        stop(&mut child).success(),
+        "a closed stdout is not a reason to fail"
+    );
+}
+
+/// A pipe nobody reads fills after about 64 KiB; from then on a write to stdout blocks. The
+/// documented behaviour: after 1 s blocked, event lines go to the error log, and requests
+/// are answered 200 all along, promptly.
+#[test]
+fn full_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
+    let dir = temp_dir("stdout-full");
+    let (mut child, addr, stderr) = start(
+        &dir,
+        &[("SKIP_SIGNATURE_VERIFICATION", "true")],
+        Stdio::piped(),
+    );
+    // Held open and never read.
+    let unread_stdout = child.stdout.take();
+    // About 70 bytes a line: 1500 lines are well over a pipe's 64 KiB. One keep-alive
+    // connection, so the test spends its time on the server, not on connecting.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut slowest = Duration::ZERO;
+    for index in 0..1500 {
+        let body = format!("event=hangup&cause=busy&callId=full-{index}");
+        let started = Instant::now();
+        let request = format!(
+            "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        // The answer to a hangup has an empty body: read its head.
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "full-{index}: {status}");
+        let mut line = String::new();
+        while line != "\r\n" {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a full stdout held a request for {slowest:?}"
+    );
+    // Written after the stall was noticed.
+    thread::sleep(Duration::from_millis(1200));
+    let answer = hangup(addr, "full-last");
+    assert_eq!(answer.status, 200);
+    let lines = collect(&stderr, Duration::from_secs(5), |lines| {
+        lines.iter().any(|l| l.contains("callId full-last"))
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(STDOUT_FAILED) && l.contains("callId full-last")),
+        "the last event is not in the error log: {:#?}",
+        &lines[lines.len().saturating_sub(5)..]
+    );
+    assert!(stop(&mut child).success());
+    drop(unread_stdout);
+}
+
+#[test]
+fn a_key_file_that_is_a_directory_or_empty_stops_the_start() {
+    let dir = temp_dir("key-faults");
+    std::fs::create_dir_all(dir.join("key-dir.pem")).unwrap();
+    std::fs::write(dir.join("empty.pem"), "").unwrap();
+    for (file, reason) in [
+        ("key-dir.pem", "cannot read it"),
+        ("empty.pem", "not a PEM public key"),
+    ] {
+        let started = Instant::now();
+        let output = binary_command(&dir, &[("SIPGATE_PUBLIC_KEY_FILE", file)])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "sipgateio-callevents: error: invalid SIPGATE_PUBLIC_KEY_FILE \"{file}\": {reason}"
+            )),
+            "{file}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
+
+/// Descriptors running out (too many connections for `ulimit -n`) used to leave tiny_http's
+/// accept thread dead in a live process. The server must notice and exit non-zero with a
+/// message, so a supervisor restarts it, rather than refuse connections forever.
+#[test]
+fn running_out_of_descriptors_ends_the_process_with_a_message() {
+    let dir = temp_dir("fd-exhaustion");
+    let binary = env!("CARGO_BIN_EXE_sipgateio-callevents");
+    let command = binary_command(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
+    // 64 descriptors: a handful for the program, two per connection.
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\"")
+        .arg(binary)
+        .current_dir(&dir)
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = shell.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr: SocketAddr = loop {
+        let line = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the binary did not start");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split(' ').next().unwrap().parse().unwrap();
+        }
+    };
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        match TcpStream::connect(addr) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let log: Vec<String> = receiver.try_iter().collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let status = status
+        .unwrap_or_else(|| panic!("the server lives on without accepting connections: {log:#?}"));
+    assert_eq!(status.code(), Some(1), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("the HTTP listener failed")),
+        "{log:#?}"
+    );
+}

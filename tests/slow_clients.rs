@@ -1,0 +1,175 @@
+//! Slow and idle clients must not keep a normal event from being answered promptly.
+//!
+//! Bodies over 1 KiB are read on threads of their own, so clients that trickle or stall a
+//! body hold no worker; idle connections hold one tiny_http thread each and nothing else.
+//! The bound (100 ms) is functional, not a benchmark: an answer takes about a millisecond
+//! on an idle machine. To stay robust on a loaded 2-core CI runner, each case takes the
+//! best of three timed requests after a warm-up one; a server that is really blocked
+//! fails all three (it would not answer at all).
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const BOUND: Duration = Duration::from_millis(100);
+const WORKERS: usize = 4;
+
+/// One normal unsigned hangup on a fresh connection, timed from connect to the whole answer.
+fn timed_event(addr: SocketAddr) -> (Duration, String) {
+    let body = fixture("09-hangup-normalclearing.form");
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    stream.write_all(&request).unwrap();
+    let text = read_until_closed(&mut stream, Duration::from_secs(5));
+    (started.elapsed(), text)
+}
+
+/// Warms up, then returns the best of three timed events; each must be answered 200.
+fn best_of_three(addr: SocketAddr) -> Duration {
+    let (_, text) = timed_event(addr);
+    assert_eq!(statuses(&text), [200], "warm-up: {text}");
+    (0..3)
+        .map(|_| {
+            let (took, text) = timed_event(addr);
+            assert_eq!(statuses(&text), [200], "{text}");
+            took
+        })
+        .min()
+        .unwrap()
+}
+
+/// Sends the headers of a 60 kB event, and the first bytes of its body.
+fn start_slow_body(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: 60000\r\n\r\ncallId=slow&pad="
+    )
+    .unwrap();
+    stream
+}
+
+/// Nothing has come back on `stream` yet: its request is still in progress.
+fn assert_unanswered(stream: &TcpStream) {
+    stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the slow client was answered or closed: {other:?}"),
+    }
+    stream.set_nonblocking(false).unwrap();
+}
+
+#[test]
+fn stalled_bodies_do_not_delay_an_event() {
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("WORKERS", &WORKERS.to_string()),
+    ]);
+    let stalled: Vec<TcpStream> = (0..WORKERS - 1)
+        .map(|_| start_slow_body(server.addr))
+        .collect();
+    // Let every stalled request reach a reader before timing.
+    thread::sleep(Duration::from_millis(100));
+    let best = best_of_three(server.addr);
+    assert!(best < BOUND, "best of 3 took {best:?} with stalled bodies");
+    for stream in &stalled {
+        assert_unanswered(stream);
+    }
+    assert_eq!(server.lines.all().len(), 4, "only the timed events printed");
+}
+
+#[test]
+fn trickled_bodies_do_not_delay_an_event() {
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("WORKERS", &WORKERS.to_string()),
+    ]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tricklers: Vec<_> = (0..WORKERS - 1)
+        .map(|_| {
+            let mut stream = start_slow_body(server.addr);
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                // One byte every 20 ms: far from the 60 kB it promised.
+                while !stop.load(Ordering::SeqCst) {
+                    if stream.write_all(b"p").is_err() {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(20));
+                }
+                stream
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(100));
+    let best = best_of_three(server.addr);
+    stop.store(true, Ordering::SeqCst);
+    let streams: Vec<TcpStream> = tricklers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(best < BOUND, "best of 3 took {best:?} with trickled bodies");
+    for stream in &streams {
+        assert_unanswered(stream);
+    }
+}
+
+/// 500 idle connections cost 500 tiny_http threads (and 1000 descriptors) in the server;
+/// run in a process of its own so the test's own 500 sockets do not share its fd limit.
+///
+/// Each connection is made idle only after one answered request, one after the other:
+/// tiny_http's thread pool has a race (http-layer notes, §8) in which a connection that
+/// arrives right after another can wait in the pool's queue with no thread until some
+/// connection ends; connections that never speak, opened in a burst, trigger it.
+#[test]
+fn five_hundred_idle_connections_do_not_delay_an_event() {
+    let dir = temp_dir("idle-connections");
+    let server = Binary::start(
+        &dir,
+        &[
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+            ("WORKERS", &WORKERS.to_string()),
+        ],
+    );
+    let mut idle = Vec::with_capacity(500);
+    for index in 0..500 {
+        let mut stream = TcpStream::connect(server.addr)
+            .unwrap_or_else(|e| panic!("idle connection {index}: {e}"));
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut head = [0u8; 12];
+        stream
+            .read_exact(&mut head)
+            .unwrap_or_else(|e| panic!("idle connection {index}: {e}"));
+        assert_eq!(&head, b"HTTP/1.1 200", "idle connection {index}");
+        idle.push(stream);
+    }
+    let best = best_of_three(server.addr);
+    assert!(
+        best < BOUND,
+        "best of 3 took {best:?} with 500 idle connections"
+    );
+    // The idle connections are still open and served.
+    for (index, stream) in idle.iter_mut().enumerate().step_by(50) {
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let text = read_until_closed(stream, Duration::from_secs(5));
+        assert!(text.ends_with("ok"), "idle connection {index}: {text}");
+    }
+}
