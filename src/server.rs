@@ -142,8 +142,10 @@ struct Context {
     in_flight_large: Arc<AtomicUsize>,
     headers: ReplyHeaders,
     /// Requests waiting for an earlier request of the same connection (by peer address) to
-    /// be answered; see [`serve_in_order`].
+    /// be answered; see [`claim`].
     waiting: Mutex<HashMap<SocketAddr, VecDeque<Request>>>,
+    /// Held while taking a request from tiny_http and claiming its connection.
+    receiving: Mutex<()>,
 }
 
 /// Reply headers built once: tiny_http parses and validates each header it is given.
@@ -216,6 +218,7 @@ impl Server {
             in_flight_large: Arc::clone(&in_flight_large),
             headers: ReplyHeaders::new(),
             waiting: Mutex::new(HashMap::new()),
+            receiving: Mutex::new(()),
         });
         for index in 0..options.workers {
             let http = Arc::clone(&http);
@@ -303,9 +306,22 @@ fn work(
     // Set when this worker first sees the stop, and again at every request after it.
     let mut quiet_since: Option<Instant> = None;
     loop {
-        match http.recv_timeout(POLL) {
-            Ok(Ok(Some(request))) => {
-                serve_in_order(context, request);
+        // Taking a request and claiming its connection happen under one lock, so a
+        // connection's requests are claimed in the order tiny_http queued them.
+        let received = {
+            let _turn = context
+                .receiving
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            http.recv_timeout(POLL).map(|received| {
+                received.map(|request| request.map(|request| claim(context, request)))
+            })
+        };
+        match received {
+            Ok(Ok(Some(claimed))) => {
+                if let Some((request, peer)) = claimed {
+                    serve_connection(context, request, peer);
+                }
                 quiet_since = quiet_since.map(|_| Instant::now());
             }
             // tiny_http has answered these itself (400, 417) or the client went away.
@@ -336,28 +352,38 @@ fn work(
     let _ = notices.send(Notice::WorkerDone);
 }
 
-/// Serves a connection's requests one at a time, in order. tiny_http writes a connection's
-/// answers in request order, so a second worker on a pipelined request would only wait for
-/// the first; and when a client pipelines without reading its answers, the write blocks
-/// for good (no write timeouts), so every worker would end up waiting on that one
-/// connection. Here its later requests wait in line instead, holding no worker, and the
-/// event lines keep the order the requests were sent in.
-fn serve_in_order(context: &Arc<Context>, request: Request) {
+/// A connection's requests are served one at a time, in order, by the worker that claimed
+/// the connection. tiny_http writes a connection's answers in request order, so a second
+/// worker on a pipelined request would only wait for the first; and when a client
+/// pipelines without reading its answers, the write blocks for good (no write timeouts),
+/// so every worker would end up waiting on that one connection. Here its later requests
+/// wait in line instead, holding no worker, and the event lines keep the order the
+/// requests were sent in.
+///
+/// Returns the request and its peer if the connection was free (the caller serves it),
+/// or `None` if it joined the line of a connection another worker is serving.
+fn claim(context: &Context, request: Request) -> Option<(Request, Option<SocketAddr>)> {
     let Some(&peer) = request.remote_addr() else {
+        return Some((request, None));
+    };
+    let mut waiting = context
+        .waiting
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(line) = waiting.get_mut(&peer) {
+        line.push_back(request);
+        return None;
+    }
+    waiting.insert(peer, VecDeque::new());
+    Some((request, Some(peer)))
+}
+
+/// Serves a claimed request, then the requests that queued behind it on its connection.
+fn serve_connection(context: &Arc<Context>, request: Request, peer: Option<SocketAddr>) {
+    let Some(peer) = peer else {
         dispatch(context, request);
         return;
     };
-    {
-        let mut waiting = context
-            .waiting
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(line) = waiting.get_mut(&peer) {
-            line.push_back(request);
-            return;
-        }
-        waiting.insert(peer, VecDeque::new());
-    }
     let mut next = Some(request);
     while let Some(request) = next {
         dispatch(context, request);
