@@ -6,7 +6,7 @@
 //! bounds calls that never end would grow it for ever.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::event::CallEvent;
@@ -35,11 +35,12 @@ pub struct CallTracker {
 
 #[derive(Default)]
 struct Table {
-    calls: HashMap<String, CallTimes>,
+    /// Keyed by `callId`; the key is shared with `order` (ids are 76 bytes).
+    calls: HashMap<Arc<str>, CallTimes>,
     /// Call ids in the order they started, for expiry and eviction. Ids of calls that
     /// already ended stay here until they reach the front (or a compaction), and are
     /// skipped then: their `started` no longer matches the table's.
-    order: VecDeque<(Instant, String)>,
+    order: VecDeque<(Instant, Arc<str>)>,
 }
 
 impl CallTracker {
@@ -61,30 +62,31 @@ impl CallTracker {
         match event {
             CallEvent::NewCall(call) => {
                 table.expire(at, self.ttl);
-                if !table.calls.contains_key(&call.call_id) {
+                if !table.calls.contains_key(call.call_id.as_str()) {
                     while table.calls.len() >= self.max_calls {
                         table.evict_oldest();
                     }
                 }
+                let call_id: Arc<str> = Arc::from(call.call_id.as_str());
                 table.calls.insert(
-                    call.call_id.clone(),
+                    Arc::clone(&call_id),
                     CallTimes {
                         started: at,
                         answered: None,
                     },
                 );
-                table.order.push_back((at, call.call_id.clone()));
+                table.order.push_back((at, call_id));
                 table.compact_if_needed(self.max_calls);
                 None
             }
             CallEvent::Answer(answer) => {
-                if let Some(times) = table.calls.get_mut(&answer.call_id) {
+                if let Some(times) = table.calls.get_mut(answer.call_id.as_str()) {
                     times.answered.get_or_insert(at);
                 }
                 None
             }
             CallEvent::Hangup(hangup) => {
-                let times = table.calls.remove(&hangup.call_id)?;
+                let times = table.calls.remove(hangup.call_id.as_str())?;
                 if at.saturating_duration_since(times.started) > self.ttl {
                     return None;
                 }
