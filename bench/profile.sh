@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Profile one benchmark target under a bounded wrk load with perf (sampling on cpu-clock,
+# which works in VMs without hardware counters).
+#
+#   bench/profile.sh [new-call | new-call-verified | on-hangup | baseline] [SECONDS]
+#   PROFILER=callgrind bench/profile.sh TARGET [SECONDS]
+#
+# Builds the release binary (it keeps line tables, so perf resolves symbols), starts the
+# target on a loopback port, warms it up, records the server process for SECONDS (default
+# 8) while wrk -t2 -c32 loads it, and prints where the server spent its CPU: by binary or
+# kernel, then the top functions by self time. The raw data stays in
+# bench/results/perf-TARGET.data (git-ignored) for `perf report -i`.
+#
+# PROFILER=callgrind runs the server under valgrind instead (user-space instructions only,
+# exact and independent of other load on the machine): wrk -t1 -c4 for SECONDS (default
+# 10), then the instructions per request and the top functions by inclusive cost; the data
+# stays in bench/results/callgrind-TARGET.out for callgrind_annotate.
+# Needs perf (apt-get install linux-perf) or valgrind, and wrk; installs nothing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$ROOT/bench"
+FIXTURES="$ROOT/tests/fixtures"
+TARGET="${1:-new-call}"
+SECONDS_TO_RECORD="${2:-}"
+
+PROFILER="${PROFILER:-perf}"
+for tool in "$([[ "$PROFILER" == callgrind ]] && echo valgrind || echo perf)" wrk curl python3 cargo; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "bench/profile.sh: $tool is needed" >&2; exit 1; }
+done
+
+kind=app sig="" env_vars="SKIP_SIGNATURE_VERIFICATION=true"
+case "$TARGET" in
+  new-call) path=/new-call body=01-newcall-in.form ;;
+  new-call-verified)
+    path=/new-call body=18-signed-real-capture.form sig=18-signed-real-capture.sig
+    env_vars="SKIP_SIGNATURE_VERIFICATION=false" ;;
+  on-hangup) path=/on-hangup body=09-hangup-normalclearing.form ;;
+  baseline) kind=baseline path=/new-call body=01-newcall-in.form env_vars="" ;;
+  *) echo "bench/profile.sh: unknown target $TARGET" >&2; exit 2 ;;
+esac
+
+(cd "$ROOT" && cargo build --release --quiet --bin sipgateio-callevents --example baseline)
+TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/sipgateio-profile.XXXXXX")"
+if [[ "$kind" == baseline ]]; then
+  cp "$TARGET_DIR/release/examples/baseline" "$WORK/server"
+else
+  cp "$TARGET_DIR/release/sipgateio-callevents" "$WORK/server"
+fi
+SERVER_PID=""
+cleanup() {
+  [[ -n "$SERVER_PID" ]] && kill -KILL "$SERVER_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+WORKERS="${WORKERS:-$(python3 -c 'import os; print(max(len(os.sched_getaffinity(0)), 4))')}"
+mkdir -p "$BENCH/results"
+wrapper=()
+if [[ "$PROFILER" == callgrind ]]; then
+  CG_OUT="$BENCH/results/callgrind-$TARGET.out"
+  rm -f "$CG_OUT" "$CG_OUT".*
+  wrapper=(valgrind -q --tool=callgrind "--callgrind-out-file=$CG_OUT")
+fi
+# shellcheck disable=SC2086 # env_vars is a list of NAME=value words
+(cd "$WORK" && exec env -i PATH="$PATH" LISTEN_ADDR="127.0.0.1:$PORT" WORKERS="$WORKERS" \
+  $env_vars "${wrapper[@]}" ./server >"$WORK/events.out" 2>"$WORK/server.log") &
+SERVER_PID=$!
+for _ in $(seq 1000); do
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$PORT/health" || true)" == 200 ]] && break
+  sleep 0.01
+done
+
+load() {
+  BENCH_PATH="$path" BENCH_BODY="$FIXTURES/$body" BENCH_SIGNATURE="${sig:+$FIXTURES/$sig}" \
+    wrk -t2 -c32 -d"$1" --latency -s "$BENCH/post.lua" "http://127.0.0.1:$PORT"
+}
+if [[ "$PROFILER" == callgrind ]]; then
+  SECONDS_TO_RECORD="${SECONDS_TO_RECORD:-10}"
+  BENCH_PATH="$path" BENCH_BODY="$FIXTURES/$body" BENCH_SIGNATURE="${sig:+$FIXTURES/$sig}" \
+    wrk -t1 -c4 -d"${SECONDS_TO_RECORD}s" -s "$BENCH/post.lua" "http://127.0.0.1:$PORT" |
+    grep '^BENCH' >"$WORK/wrk.txt"
+  # Dump now (the baseline has no graceful stop), then stop it.
+  callgrind_control -d "$SERVER_PID" >/dev/null 2>&1
+  kill -KILL "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+  CG_FILE="$(ls -t "$CG_OUT"* | head -1)"
+  total="$(callgrind_annotate "$CG_FILE" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }')"
+  requests="$(sed 's/.*requests=\([0-9]*\).*/\1/' "$WORK/wrk.txt")"
+  echo "## callgrind: $TARGET ($path), wrk -t1 -c4 -d${SECONDS_TO_RECORD}s under valgrind"
+  echo
+  echo "wrk: $(sed 's/^BENCH //' "$WORK/wrk.txt")"
+  echo
+  echo "user-space instructions: $total in total, about $((total / requests)) per request (start-up included); data: $CG_FILE"
+  echo
+  echo "### Top functions, inclusive"
+  echo '```'
+  callgrind_annotate --inclusive=yes "$CG_FILE" 2>/dev/null |
+    grep -E '^ *[0-9,]+ \(' | grep -vE 'thread_start|call_once|backtrace|start_thread|boxed.rs|PROGRAM TOTALS' |
+    sed -E 's#/rustc/[0-9a-f]+/library/##; s#/root/.cargo/registry/src/[^/]+/##; s# \[[^]]*\]$##' | head -40
+  echo '```'
+  exit 0
+fi
+SECONDS_TO_RECORD="${SECONDS_TO_RECORD:-8}"
+load 2s >/dev/null
+DATA="$BENCH/results/perf-$TARGET.data"
+load "$((SECONDS_TO_RECORD + 2))s" | grep '^BENCH' >"$WORK/wrk.txt" &
+WRK_PID=$!
+sleep 1
+perf record -q -e cpu-clock -F 1999 -p "$SERVER_PID" -o "$DATA" -- sleep "$SECONDS_TO_RECORD" 2>/dev/null
+wait "$WRK_PID"
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""
+
+echo "## perf: $TARGET ($path), ${SECONDS_TO_RECORD}s under wrk -t2 -c32"
+echo
+echo "wrk: $(sed 's/^BENCH //' "$WORK/wrk.txt")"
+echo
+echo "### Where the server's CPU went, by object"
+echo '```'
+perf report -i "$DATA" --stdio --no-children --sort dso --percent-limit 1 2>/dev/null | grep -v '^#' | sed '/^$/d'
+echo '```'
+echo "### Top functions, self time"
+echo '```'
+perf report -i "$DATA" --stdio --no-children --sort dso,symbol --percent-limit 0.8 2>/dev/null |
+  grep -v '^#' | sed '/^$/d' | head -40
+echo '```'

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's raw measurements into the markdown report.
+
+    report.py RUNS_TSV EXTRA_TXT META_TXT VERIFY_TXT
+
+RUNS_TSV: one line per measured run, tab-separated key=value fields (the wrk part is one
+field of space-separated key=value pairs). EXTRA_TXT: start-up, size and verify lines.
+META_TXT: "key text" lines about the machine and the command. VERIFY_TXT: verify_cost's
+human-readable output.
+"""
+
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+TICK = os.sysconf("SC_CLK_TCK")
+BASELINE = "baseline"
+# The targets the issue sets goals for: name -> minimum ratio to the baseline's req/s.
+RATIO_GOALS = {"/new-call": 0.9, "/on-hangup": 0.8}
+RSS_GOAL_MB = 10.0
+VERIFIED, UNVERIFIED = "/new-call verified", "/new-call"
+# wrk's connections: at most this many requests per run are answered after wrk stops counting.
+CONNECTIONS_BOUND = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+
+
+def parse_runs(path):
+    runs = []
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            run = {}
+            for field in line.rstrip("\n").split("\t"):
+                if field.startswith("name="):
+                    run["name"] = field[5:]
+                    continue
+                for pair in field.split():
+                    key, _, value = pair.partition("=")
+                    run[key] = value
+            for key in list(run):
+                if key not in ("name", "format"):
+                    run[key] = float(run[key]) if run[key] else 0.0
+            run["rps"] = run["requests"] / (run["duration_us"] / 1e6)
+            run["cpu_us"] = run["ticks"] / TICK * 1e6 / max(run["requests"], 1)
+            runs.append(run)
+    return runs
+
+
+def parse_keyed(path):
+    entries = {}
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            parts = line.rstrip("\n").split(" ", 2)
+            if len(parts) == 3 and parts[0] in ("startup", "size"):
+                entries[(parts[0], parts[1])] = dict(
+                    pair.split("=", 1) for pair in parts[2].split() if "=" in pair
+                )
+            elif len(parts) >= 2 and parts[0] == "verify":
+                entries[("verify",)] = dict(
+                    pair.split("=", 1) for pair in line.split()[1:] if "=" in pair
+                )
+    return entries
+
+
+def parse_meta(path):
+    meta = {}
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            key, _, value = line.rstrip("\n").partition(" ")
+            meta[key] = value
+    return meta
+
+
+def mb(kb):
+    return kb * 1024 / 1e6
+
+
+def main():
+    runs = parse_runs(sys.argv[1])
+    extra = parse_keyed(sys.argv[2])
+    meta = parse_meta(sys.argv[3])
+    with open(sys.argv[4], encoding="utf-8") as text:
+        verify_text = text.read().rstrip()
+
+    by_name = defaultdict(list)
+    order = []
+    for run in runs:
+        if run["name"] not in by_name:
+            order.append(run["name"])
+        by_name[run["name"]].append(run)
+    # Round 1 runs the targets in run.sh's order; keep it, baseline first (a stable sort).
+    order.sort(key=lambda name: name != BASELINE)
+    baseline_rps = {r["round"]: r["rps"] for r in by_name.get(BASELINE, [])}
+
+    def ratios(name):
+        return [
+            r["rps"] / baseline_rps[r["round"]]
+            for r in by_name[name]
+            if r["round"] in baseline_rps
+        ]
+
+    baseline_cpu = {r["round"]: r["cpu_us"] for r in by_name.get(BASELINE, [])}
+
+    def cpu_ratios(name):
+        return [
+            baseline_cpu[r["round"]] / r["cpu_us"]
+            for r in by_name[name]
+            if r["round"] in baseline_cpu and r["cpu_us"] > 0
+        ]
+
+    def median_of(name, key):
+        return statistics.median(r[key] for r in by_name[name])
+
+    out = []
+    emit = out.append
+    emit("## Benchmark results\n")
+    emit(f"- Command: `{meta.get('command', '?')}`; load: {meta.get('load', '?')}")
+    emit(f"- Date: {meta.get('date', '?')}; commit {meta.get('commit', '?')}")
+    emit(f"- Machine: {meta.get('cpu', '?')}; {meta.get('kernel', '?')}; {meta.get('rustc', '?')}")
+    emit(f"- Load average: {meta.get('loadavg', '?')}")
+    emit("")
+    emit(
+        "| Target | req/s (median) | × baseline | p50 | p99 | peak RSS (VmHWM) | "
+        "server CPU per request | × baseline (CPU) | event lines / wrk responses | "
+        "non-2xx, socket errors |"
+    )
+    emit("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for name in order:
+        rows = by_name[name]
+        ratio = "1.00" if name == BASELINE else (
+            f"{statistics.median(ratios(name)):.2f}" if ratios(name) else "n/a"
+        )
+        lines = sum(r["lines"] for r in rows)
+        requests = sum(r["requests"] for r in rows)
+        formats = sorted({r["format"] for r in rows} - {"none"})
+        if name == BASELINE:
+            line_cell = "– (prints nothing)"
+        else:
+            delta = (lines - requests) / requests * 100 if requests else 0.0
+            diverted = sum(r.get("diverted", 0) for r in rows)
+            line_cell = f"{lines:.0f} / {requests:.0f} ({delta:+.2f} %), {'/'.join(formats) or 'none'}"
+            if diverted:
+                line_cell += f"; {diverted:.0f} diverted to the log"
+        socket_errors = sum(
+            r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+            for r in rows
+        )
+        status_errors = sum(r["status_errors"] for r in rows)
+        cpu_ratio = "1.00" if name == BASELINE else (
+            f"{statistics.median(cpu_ratios(name)):.2f}" if cpu_ratios(name) else "n/a"
+        )
+        emit(
+            f"| `{name}` | {median_of(name, 'rps'):,.0f} | {ratio} | "
+            f"{median_of(name, 'p50_us') / 1000:.2f} ms | {median_of(name, 'p99_us') / 1000:.2f} ms | "
+            f"{mb(max(r['hwm_kb'] for r in rows)):.1f} MB | {median_of(name, 'cpu_us'):.1f} µs | {cpu_ratio} | "
+            f"{line_cell} | {status_errors:.0f}, {socket_errors:.0f} |"
+        )
+    emit("")
+    emit(
+        "req/s, p50, p99 and CPU are medians over the rounds; × baseline is the median of "
+        "each round's ratio to the baseline measured in the same round; peak RSS is the "
+        "highest VmHWM of any round (MB = 10^6 bytes); CPU per request is the server "
+        "process's user+system time during the load divided by wrk's responses, and "
+        "× baseline (CPU) the baseline's CPU per request over the target's (requests per "
+        "CPU-second relative to the baseline; less disturbed by other load than req/s); event lines "
+        "are those printed to stdout during the measured load, summed over the rounds (requests "
+        "cut off when wrk stops show as a few extra lines); lines the server could not write "
+        "to stdout go to its log and are counted as diverted (warm-up included)."
+    )
+    emit("")
+
+    emit("### Per round\n")
+    emit("| Round | " + " | ".join(f"`{name}`" for name in order) + " |")
+    emit("|---|" + "---:|" * len(order))
+    for round_ in sorted({r["round"] for r in runs}):
+        cells = []
+        for name in order:
+            match = [r for r in by_name[name] if r["round"] == round_]
+            cells.append(f"{match[0]['rps']:,.0f}" if match else "–")
+        emit(f"| {round_:.0f} | " + " | ".join(cells) + " |")
+    emit("")
+
+    emit("### Goals\n")
+    for name, goal in RATIO_GOALS.items():
+        if name in by_name and baseline_rps:
+            value = statistics.median(ratios(name))
+            verdict = "met" if value >= goal else "NOT met"
+            cpu_value = statistics.median(cpu_ratios(name)) if cpu_ratios(name) else float("nan")
+            emit(
+                f"- `{name}` ≥ {goal} × baseline req/s: {value:.2f}, **{verdict}** "
+                f"(per round: {', '.join(f'{v:.2f}' for v in ratios(name))}; "
+                f"requests per CPU-second: {cpu_value:.2f} × baseline)"
+            )
+    app_rows = [r for r in runs if r["name"] != BASELINE]
+    if app_rows:
+        peak = max(mb(r["hwm_kb"]) for r in app_rows)
+        verdict = "met" if peak < RSS_GOAL_MB else "NOT met"
+        emit(f"- peak RSS under load < {RSS_GOAL_MB:.0f} MB (every target of this server): {peak:.1f} MB, **{verdict}**")
+    for name in order:
+        rows = by_name[name]
+        if name == BASELINE or not any(r["lines"] for r in rows):
+            continue
+        missing = [r for r in rows if r["lines"] + r.get("diverted", 0) < r["requests"]]
+        extra_lines = sum(r["lines"] - r["requests"] for r in rows)
+        diverted = sum(r.get("diverted", 0) for r in rows)
+        # wrk stops with up to one request per connection in flight, at the end of the warm-up
+        # (answered after the count before) and of the load (answered after wrk stopped).
+        bound = len(rows) * 2 * CONNECTIONS_BOUND
+        verdict = "met" if not missing and extra_lines <= bound else "NOT met"
+        emit(
+            f"- `{name}`: an event line for every answered request: "
+            f"{sum(r['lines'] for r in rows):.0f} lines for {sum(r['requests'] for r in rows):.0f} "
+            f"responses, {extra_lines:+.0f} (at most two per connection and round expected, "
+            f"from requests cut off when wrk stops)"
+            + (f", {diverted:.0f} more written to the log instead of stdout" if diverted else "")
+            + f", **{verdict}**"
+        )
+    verify = extra.get(("verify",), {})
+    if VERIFIED in by_name and UNVERIFIED in by_name:
+        rounds = {r["round"]: r for r in by_name[UNVERIFIED]}
+        wall = [
+            (1 / r["rps"] - 1 / rounds[r["round"]]["rps"]) * 1e6
+            for r in by_name[VERIFIED]
+            if r["round"] in rounds
+        ]
+        cpu = median_of(VERIFIED, "cpu_us") - median_of(UNVERIFIED, "cpu_us")
+        emit(
+            f"- signature verification cost per request: {statistics.median(wall):.1f} µs of wall time "
+            f"at saturation (1/req/s verified − 1/req/s unverified), {cpu:.1f} µs of server CPU "
+            f"(CPU per request, verified − unverified); micro-benchmark "
+            f"`Verifier::verify`: {verify.get('verify_us', '?')} µs (ring alone {verify.get('ring_us', '?')} µs; "
+            f"building the `Verifier`, once at start: {verify.get('build_us', '?')} µs)"
+        )
+    emit("")
+
+    emit("### Start-up and size\n")
+    emit("| Binary | start-up to first answered `GET /health` (median, min–max) | size unstripped | stripped |")
+    emit("|---|---:|---:|---:|")
+    sizes = {
+        "baseline": extra.get(("size", "baseline"), {}),
+        "app": extra.get(("size", "app"), {}),
+    }
+    labels = [
+        ("baseline", "baseline", "`examples/baseline`"),
+        ("app-verification-off", "app", "`sipgateio-callevents`, verification off"),
+        ("app-verification-on", "app", "`sipgateio-callevents`, verification on (parses the key)"),
+    ]
+    for key, size_key, label in labels:
+        start = extra.get(("startup", key), {})
+        size = sizes[size_key]
+
+        def fmt(value):
+            return f"{int(value) / 1e6:.2f} MB" if value and value.isdigit() else "n/a"
+
+        emit(
+            f"| {label} | {start.get('median', '?')} ms ({start.get('min', '?')}–{start.get('max', '?')}), "
+            f"n={start.get('n', '?')} | {fmt(size.get('unstripped'))} | {fmt(size.get('stripped'))} |"
+        )
+    emit("")
+    emit("### `examples/verify_cost` (release)\n")
+    emit("```")
+    emit(verify_text)
+    emit("```")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
