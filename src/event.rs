@@ -6,6 +6,7 @@
 //! ignored, unknown `cause` and `direction` values kept. Only `callId` (every event) and
 //! `from`/`to` (newCall) are required.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Serialize, Serializer};
@@ -303,15 +304,12 @@ impl std::error::Error for EventError {}
 
 /// A decoded form body: `+` is a space, `%XX` are UTF-8 bytes (invalid ones become U+FFFD),
 /// and `user%5B%5D` and `user[]` are the same key.
-struct Form(Vec<(String, String)>);
+/// Values borrow from the body where no decoding was needed.
+struct Form<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-impl Form {
-    fn parse(body: &[u8]) -> Form {
-        Form(
-            form_urlencoded::parse(body)
-                .map(|(key, value)| (key.into_owned(), value.into_owned()))
-                .collect(),
-        )
+impl<'a> Form<'a> {
+    fn parse(body: &'a [u8]) -> Form<'a> {
+        Form(form_urlencoded::parse(body).collect())
     }
 
     /// The first value of `key`, if present. A repeated single-valued key keeps its first
@@ -320,7 +318,7 @@ impl Form {
         self.0
             .iter()
             .find(|(k, _)| k == key)
-            .map(|(_, value)| value.as_str())
+            .map(|(_, value)| value.as_ref())
     }
 
     /// Like [`Form::first`], but an empty value counts as absent.
@@ -335,7 +333,7 @@ impl Form {
         self.0
             .iter()
             .filter(|(k, _)| k.strip_suffix("[]").unwrap_or(k) == name)
-            .map(|(_, value)| value.clone())
+            .map(|(_, value)| value.clone().into_owned())
             .collect()
     }
 
