@@ -38,7 +38,11 @@ fn main() {
         .set_tcp_nodelay(true)
         .expect("TCP_NODELAY");
     let local_addr = listener.local_addr().expect("the listener has an address");
-    let config = tiny_http::ServerConfig::new_http(local_addr).expect("a tiny_http config");
+    // The same idle connection threads as the server (src/server.rs, CONNECTION_THREADS),
+    // so neither loses connections to tiny_http's thread-pool race.
+    let config = tiny_http::ServerConfig::new_http(local_addr)
+        .expect("a tiny_http config")
+        .set_min_threads(64);
     let server = tiny_http::Server::from_listener(listener, local_addr.into(), config)
         .expect("tiny_http takes the listener");
     let server = Arc::new(server);

@@ -434,6 +434,10 @@ pub struct Printable<'a>(pub &'a str);
 
 impl fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The common case, written whole rather than a character at a time.
+        if !self.0.chars().any(char::is_control) {
+            return f.write_str(self.0);
+        }
         for c in self.0.chars() {
             if c.is_control() {
                 write!(f, "{}", c.escape_default())?;
