@@ -14,6 +14,9 @@ use sipgateio_callevents::simulate;
 /// How long requests in progress get to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// How long queued event lines then get to reach stdout.
+const STDOUT_GRACE: Duration = Duration::from_secs(1);
+
 /// A reason to exit early: the exit code and the one line that explains it.
 struct Failure {
     code: u8,
@@ -109,8 +112,9 @@ fn run() -> Result<(), Failure> {
     stop_on_signals(server.stopper())?;
 
     let served = server.wait(SHUTDOWN_GRACE);
-    // Also after a listener failure: what was accepted is printed before we go.
-    sink.finish(SHUTDOWN_GRACE);
+    // Also after a listener failure: what was accepted is printed before we go (or logged,
+    // if stdout does not take it in time).
+    sink.finish(STDOUT_GRACE);
     served.map_err(|error| Failure {
         code: 1,
         message: error.to_string(),

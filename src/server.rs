@@ -13,9 +13,9 @@ use std::fmt;
 use std::io::{self, Cursor, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -122,7 +122,8 @@ pub struct Server {
 pub struct Stopper {
     /// A handle on the listening socket, to shut it so no new connection is accepted.
     listener: Arc<TcpListener>,
-    stopping: Arc<AtomicBool>,
+    /// When the stop came; unset while serving.
+    stopped_at: Arc<OnceLock<Instant>>,
     notices: Sender<Notice>,
 }
 
@@ -130,7 +131,7 @@ impl Stopper {
     /// Stops accepting connections; the workers answer what has been received, and end once
     /// no request has come for a moment. Calling it again does nothing.
     pub fn stop(&self) {
-        if self.stopping.swap(true, Ordering::SeqCst) {
+        if self.stopped_at.set(Instant::now()).is_err() {
             return;
         }
         // Shutting the listening socket wakes tiny_http's accept thread with an error, and
@@ -237,7 +238,7 @@ impl Server {
         let (notice_sender, notices) = mpsc::channel();
         let stopper = Stopper {
             listener: listener_handle,
-            stopping: Arc::new(AtomicBool::new(false)),
+            stopped_at: Arc::new(OnceLock::new()),
             notices: notice_sender.clone(),
         };
         let in_flight_large = Arc::new(AtomicUsize::new(0));
@@ -253,11 +254,11 @@ impl Server {
         for index in 0..options.workers {
             let http = Arc::clone(&http);
             let context = Arc::clone(&context);
-            let stopping = Arc::clone(&stopper.stopping);
+            let stopped_at = Arc::clone(&stopper.stopped_at);
             let notices = notice_sender.clone();
             thread::Builder::new()
                 .name(format!("worker-{index}"))
-                .spawn(move || work(&http, &context, &stopping, &notices))
+                .spawn(move || work(&http, &context, &stopped_at, &notices))
                 .map_err(bind_error)?;
         }
         Ok(Server {
@@ -327,10 +328,14 @@ const POLL: Duration = Duration::from_millis(50);
 /// bodies were still arriving at the stop reach the queue late; this lets them in.
 const QUIET_BEFORE_EXIT: Duration = Duration::from_millis(250);
 
+/// ... but no later than this after the stop, so that keep-alive clients that go on
+/// sending cannot keep the server running.
+const DRAIN_AT_MOST: Duration = Duration::from_secs(1);
+
 fn work(
     http: &tiny_http::Server,
     context: &Arc<Context>,
-    stopping: &AtomicBool,
+    stopped_at: &OnceLock<Instant>,
     notices: &Sender<Notice>,
 ) {
     // Set when this worker first sees the stop, and again at every request after it.
@@ -350,7 +355,7 @@ fn work(
         match received {
             Ok(Ok(Some(claimed))) => {
                 if let Some((request, peer)) = claimed {
-                    serve_connection(context, request, peer);
+                    serve_connection(context, request, peer, stopped_at);
                 }
                 quiet_since = quiet_since.map(|_| Instant::now());
             }
@@ -366,15 +371,15 @@ fn work(
             Ok(Ok(None)) => {}
             // The accept thread ended: expected after a stop, which shuts the listener.
             Err(error) => {
-                if !stopping.load(Ordering::SeqCst) {
+                if stopped_at.get().is_none() {
                     let _ = notices.send(Notice::ListenerFailed(error));
                     break;
                 }
             }
         }
-        if stopping.load(Ordering::SeqCst) {
-            let since = *quiet_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= QUIET_BEFORE_EXIT {
+        if let Some(stopped) = stopped_at.get() {
+            let quiet = *quiet_since.get_or_insert_with(Instant::now);
+            if quiet.elapsed() >= QUIET_BEFORE_EXIT || stopped.elapsed() >= DRAIN_AT_MOST {
                 break;
             }
         }
@@ -408,8 +413,14 @@ fn claim(context: &Context, request: Request) -> Option<(Request, Option<SocketA
     Some((request, Some(peer)))
 }
 
-/// Serves a claimed request, then the requests that queued behind it on its connection.
-fn serve_connection(context: &Arc<Context>, request: Request, peer: Option<SocketAddr>) {
+/// Serves a claimed request, then the requests that queued behind it on its connection,
+/// until [`DRAIN_AT_MOST`] after a stop.
+fn serve_connection(
+    context: &Arc<Context>,
+    request: Request,
+    peer: Option<SocketAddr>,
+    stopped_at: &OnceLock<Instant>,
+) {
     let Some(peer) = peer else {
         dispatch(context, request);
         return;
@@ -417,6 +428,13 @@ fn serve_connection(context: &Arc<Context>, request: Request, peer: Option<Socke
     let mut next = Some(request);
     while let Some(request) = next {
         dispatch(context, request);
+        if stopped_at
+            .get()
+            .is_some_and(|stopped| stopped.elapsed() >= DRAIN_AT_MOST)
+        {
+            // What is still queued goes unanswered; the process is about to exit.
+            return;
+        }
         let mut waiting = context
             .waiting
             .lock()

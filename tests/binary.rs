@@ -288,3 +288,47 @@ fn a_request_in_flight_at_the_stop_is_answered_and_printed() {
     assert!(server.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(server.stdout().lines().count(), 1);
 }
+
+#[test]
+fn a_client_that_keeps_sending_cannot_hold_the_stop_open() {
+    let dir = temp_dir("busy-stop");
+    let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
+    let stdout = server.drain_stdout();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let mut reader = stream.try_clone().unwrap();
+    let answers = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
+    });
+    let body = fixture("09-hangup-normalclearing.form");
+    let sender = std::thread::spawn(move || {
+        // Bounded: the server is gone long before this many.
+        for _ in 0..200_000 {
+            let head = format!(
+                "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            if stream
+                .write_all(head.as_bytes())
+                .and_then(|()| stream.write_all(&body))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("TERM");
+    let (status, took) = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    // The workers stop taking requests 1 s after the signal, busy or not.
+    assert!(
+        took < Duration::from_millis(2500),
+        "took {took:?} with a busy keep-alive client"
+    );
+    let _ = (sender.join(), answers.join());
+    assert!(
+        stdout.join().unwrap() > 0,
+        "events were served before the stop"
+    );
+}

@@ -377,6 +377,13 @@ impl Binary {
         text
     }
 
+    /// Reads stdout on a thread as it comes, so a chatty server never blocks on a full
+    /// pipe; the thread returns the number of lines once the process has exited.
+    pub fn drain_stdout(&mut self) -> thread::JoinHandle<usize> {
+        let stdout = self.stdout.take().expect("stdout not taken yet");
+        thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).count())
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr_lines.lock().unwrap().join("\n")
     }
