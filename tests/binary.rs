@@ -4,24 +4,11 @@ mod support;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::*;
 
-/// Runs the binary to completion and returns (exit code, stdout, stderr).
-fn run(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let output = binary_command(dir, vars)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use support::run_binary as run;
 
 #[test]
 fn bad_settings_stop_the_start_with_exit_2_and_one_line() {
@@ -172,15 +159,8 @@ fn help_lists_every_variable_and_version_prints_the_version() {
     let dir = temp_dir("help");
     let (code, stdout, _) = run(&dir, &[], &["--help"]);
     assert_eq!(code, 0);
-    for name in [
-        "WEBHOOK_URL",
-        "LISTEN_ADDR",
-        "SKIP_SIGNATURE_VERIFICATION",
-        "SIPGATE_PUBLIC_KEY_FILE",
-        "WORKERS",
-        "MAX_BODY_BYTES",
-        "RUST_LOG",
-    ] {
+    for variable in sipgateio_callevents::config::VARIABLES {
+        let name = variable.name;
         assert!(stdout.contains(name), "--help lacks {name}");
     }
     let (code, stdout, _) = run(&dir, &[], &["--version"]);

@@ -4,7 +4,6 @@
 mod support;
 
 use std::net::TcpListener;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -14,17 +13,10 @@ use support::*;
 /// Runs `simulate` with `args` to completion: (exit code, stdout, stderr).
 fn simulate(args: &[&str]) -> (i32, String, String) {
     let dir = temp_dir("simulate-client");
-    let output = binary_command(&dir, &[])
-        .arg("simulate")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let args: Vec<&str> = std::iter::once("simulate")
+        .chain(args.iter().copied())
+        .collect();
+    run_binary(&dir, &[], &args)
 }
 
 /// A loopback port nobody listens on right now.

@@ -268,16 +268,9 @@ pub struct Binary {
 pub fn binary_command(dir: &Path, vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sipgateio-callevents"));
     command.current_dir(dir);
-    for name in [
-        "WEBHOOK_URL",
-        "LISTEN_ADDR",
-        "SKIP_SIGNATURE_VERIFICATION",
-        "SIPGATE_PUBLIC_KEY_FILE",
-        "WORKERS",
-        "MAX_BODY_BYTES",
-        "RUST_LOG",
-    ] {
-        command.env_remove(name);
+    // The developer's own settings must not leak into a test.
+    for variable in sipgateio_callevents::config::VARIABLES {
+        command.env_remove(variable.name);
     }
     command
         .env("LISTEN_ADDR", "127.0.0.1:0")
@@ -286,6 +279,20 @@ pub fn binary_command(dir: &Path, vars: &[(&str, &str)]) -> Command {
         command.env(name, value);
     }
     command
+}
+
+/// Runs the binary to completion in `dir`: (exit code, stdout, stderr).
+pub fn run_binary(dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let output = binary_command(dir, vars)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A fresh empty directory under the target dir.
