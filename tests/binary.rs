@@ -312,3 +312,31 @@ fn a_client_that_keeps_sending_cannot_hold_the_stop_open() {
         "events were served before the stop"
     );
 }
+
+/// The documented settings are the real ones: `.env.example` as a `.env` starts the
+/// server, and it and the README name every variable the program reads.
+#[test]
+fn env_example_and_readme_document_every_variable() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join(".env.example")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for variable in sipgateio_callevents::config::VARIABLES {
+        assert!(
+            example.contains(variable.name),
+            ".env.example lacks {}",
+            variable.name
+        );
+        assert!(
+            readme.contains(&format!("| `{}` |", variable.name)),
+            "README's table lacks {}",
+            variable.name
+        );
+    }
+    let dir = temp_dir("env-example");
+    // LISTEN_ADDR from the environment wins, so the test takes a free port.
+    std::fs::write(dir.join(".env"), &example).unwrap();
+    let mut server = Binary::start(&dir, &[]);
+    assert_eq!(request(&server.url("/health"), "GET", b"", &[]).status, 200);
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+}
