@@ -107,6 +107,17 @@ impl Serialize for HangupCause {
 }
 
 impl HangupCause {
+    /// The causes sipgate documents, in its order.
+    pub const DOCUMENTED: [HangupCause; 7] = [
+        HangupCause::NormalClearing,
+        HangupCause::Busy,
+        HangupCause::Cancel,
+        HangupCause::NoAnswer,
+        HangupCause::Congestion,
+        HangupCause::NotFound,
+        HangupCause::Forwarded,
+    ];
+
     fn from_wire(value: &str) -> HangupCause {
         match value {
             "normalClearing" => HangupCause::NormalClearing,

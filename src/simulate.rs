@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, SystemTime};
 
 use crate::config::WebhookUrl;
-use crate::event::Printable;
+use crate::event::{HangupCause, Printable};
 use crate::router::paths;
 
 const DEFAULT_URL: &str = "http://localhost:8080";
@@ -150,7 +150,7 @@ pub fn help() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Help,
-    Run(Options),
+    Run(Box<Options>),
 }
 
 /// The call to play, validated.
@@ -164,7 +164,7 @@ pub struct Options {
     /// The `user[]` value of the newCall.
     pub caller_name: String,
     /// `None`: normalClearing, unless the server's XML rejects or hangs up the call.
-    pub cause: Option<Cause>,
+    pub cause: Option<HangupCause>,
     pub digits: String,
     /// Between newCall and the first follow-up event.
     pub ring: Duration,
@@ -187,47 +187,11 @@ impl Direction {
     }
 }
 
-/// sipgate's documented hangup causes (spec §2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    NormalClearing,
-    Busy,
-    Cancel,
-    NoAnswer,
-    Congestion,
-    NotFound,
-    Forwarded,
-}
-
-impl Cause {
-    const ALL: [Cause; 7] = [
-        Cause::NormalClearing,
-        Cause::Busy,
-        Cause::Cancel,
-        Cause::NoAnswer,
-        Cause::Congestion,
-        Cause::NotFound,
-        Cause::Forwarded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::NormalClearing => "normalClearing",
-            Cause::Busy => "busy",
-            Cause::Cancel => "cancel",
-            Cause::NoAnswer => "noAnswer",
-            Cause::Congestion => "congestion",
-            Cause::NotFound => "notFound",
-            Cause::Forwarded => "forwarded",
-        }
-    }
-
-    /// Whether sipgate sends `answer` before a hangup with this cause. A forwarded leg is
-    /// not answered either: in the real capture (spec §2.5, ISSUE#134) the hangup with
-    /// `cause=forwarded` follows the newCall directly and carries no answeringNumber.
-    pub fn was_answered(self) -> bool {
-        self == Cause::NormalClearing
-    }
+/// Whether sipgate sends `answer` before a hangup with this cause. A forwarded leg is not
+/// answered either: in the real capture (spec §2.5, ISSUE#134) the hangup with
+/// `cause=forwarded` follows the newCall directly and carries no answeringNumber.
+fn was_answered(cause: &HangupCause) -> bool {
+    *cause == HangupCause::NormalClearing
 }
 
 /// Reads the arguments after `simulate`.
@@ -316,13 +280,15 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Err
             }
             "--cause" => {
                 cause = Some(
-                    Cause::ALL
+                    HangupCause::DOCUMENTED
                         .into_iter()
                         .find(|cause| cause.as_str() == value)
                         .ok_or_else(|| {
                             Error::usage(format!(
                                 "invalid --cause {value:?}: expected one of {}",
-                                Cause::ALL.map(Cause::as_str).join(", ")
+                                HangupCause::DOCUMENTED
+                                    .map(|cause| cause.as_str().to_owned())
+                                    .join(", ")
                             ))
                         })?,
                 );
@@ -357,7 +323,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Err
 
     let url_text = url.unwrap_or_else(|| DEFAULT_URL.to_owned());
     let url = parse_url(&url_text)?;
-    Ok(Command::Run(Options {
+    Ok(Command::Run(Box::new(Options {
         url,
         direction,
         from,
@@ -367,7 +333,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Err
         digits,
         ring: pause.unwrap_or(DEFAULT_RING),
         talk: pause.unwrap_or(DEFAULT_TALK),
-    }))
+    })))
 }
 
 /// sipgate sends numbers as E.164 digits without `+` (spec §1); a `+` here would make
@@ -508,7 +474,7 @@ impl Call {
     }
 
     /// The hangup body (fixtures 09, 10, 12); `answering_number` only if it was answered.
-    pub fn hangup_body(&self, cause: Cause, answering_number: Option<&str>) -> String {
+    pub fn hangup_body(&self, cause: &HangupCause, answering_number: Option<&str>) -> String {
         let mut fields = vec![
             ("event", "hangup"),
             ("cause", cause.as_str()),
@@ -646,11 +612,11 @@ impl ResponseXml {
     /// The hangup cause when the XML ends the call unanswered. sipgate documents no cause
     /// for these; `noAnswer` is its cause for a rejecting callee and `normalClearing` the
     /// plain one, so these are the best guesses.
-    pub fn ending_cause(&self) -> Option<Cause> {
+    pub fn ending_cause(&self) -> Option<HangupCause> {
         self.actions.iter().find_map(|action| match action {
-            Action::Reject { busy: true } => Some(Cause::Busy),
-            Action::Reject { busy: false } => Some(Cause::NoAnswer),
-            Action::Hangup => Some(Cause::NormalClearing),
+            Action::Reject { busy: true } => Some(HangupCause::Busy),
+            Action::Reject { busy: false } => Some(HangupCause::NoAnswer),
+            Action::Hangup => Some(HangupCause::NormalClearing),
             _ => None,
         })
     }
@@ -1346,7 +1312,7 @@ fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> Result<(), E
         );
     }
 
-    let mut ending = options.cause.map(|cause| (cause, false));
+    let mut ending = options.cause.clone().map(|cause| (cause, false));
     if ending.is_none() {
         ending = xml.ending_cause().map(|cause| (cause, true));
     }
@@ -1381,7 +1347,7 @@ fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> Result<(), E
         sent.push("dtmf");
     }
 
-    let (cause, guessed) = ending.unwrap_or((Cause::NormalClearing, false));
+    let (cause, guessed) = ending.unwrap_or((HangupCause::NormalClearing, false));
     if guessed {
         say(
             out,
@@ -1391,7 +1357,7 @@ fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> Result<(), E
             ),
         )?;
     }
-    let answered = cause.was_answered();
+    let answered = was_answered(&cause);
     let answering_number = xml.answering_number(&call.to).to_owned();
 
     if answered {
@@ -1422,7 +1388,7 @@ fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> Result<(), E
 
     if let Some(url) = &xml.on_hangup {
         let url = followable(Step::Hangup, url)?;
-        let body = call.hangup_body(cause, answered.then_some(answering_number.as_str()));
+        let body = call.hangup_body(&cause, answered.then_some(answering_number.as_str()));
         post(&agent, out, Step::Hangup, url, &body)?;
         sent.push("hangup");
     } else {
@@ -1689,7 +1655,7 @@ mod tests {
 
     fn options(list: &[&str]) -> Options {
         match args(list).unwrap() {
-            Command::Run(options) => options,
+            Command::Run(options) => *options,
             Command::Help => panic!("help for {list:?}"),
         }
     }
@@ -1749,7 +1715,7 @@ mod tests {
         assert_eq!(options.from, "anonymous");
         assert_eq!(options.to, "4930123456");
         assert_eq!(options.caller_name, "Jörg Müller");
-        assert_eq!(options.cause, Some(Cause::Busy));
+        assert_eq!(options.cause, Some(HangupCause::Busy));
         assert_eq!(options.digits, "0*#");
         assert_eq!(options.ring, Duration::from_millis(5));
         assert_eq!(options.talk, Duration::from_millis(5));
@@ -1813,7 +1779,7 @@ mod tests {
             include_str!("../tests/fixtures/07-answer-in.form")
         );
         assert_eq!(
-            incoming.hangup_body(Cause::NormalClearing, Some("4915791234567")),
+            incoming.hangup_body(&HangupCause::NormalClearing, Some("4915791234567")),
             include_str!("../tests/fixtures/09-hangup-normalclearing.form")
         );
 
@@ -1831,7 +1797,7 @@ mod tests {
             include_str!("../tests/fixtures/08-answer-out.form")
         );
         assert_eq!(
-            outgoing.hangup_body(Cause::Busy, None),
+            outgoing.hangup_body(&HangupCause::Busy, None),
             include_str!("../tests/fixtures/12-hangup-busy-out.form")
         );
 
@@ -1952,7 +1918,7 @@ mod tests {
         );
         assert_eq!(doc.gather(), Some(("http://h.example/dtmf", 3)));
         assert_eq!(doc.answering_number("49"), "4915799912345");
-        assert_eq!(doc.ending_cause(), Some(Cause::Busy));
+        assert_eq!(doc.ending_cause(), Some(HangupCause::Busy));
     }
 
     #[test]
@@ -1971,9 +1937,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(doc.gather(), None, "the call ends before the Gather");
-        assert_eq!(doc.ending_cause(), Some(Cause::NormalClearing));
+        assert_eq!(doc.ending_cause(), Some(HangupCause::NormalClearing));
         let doc = check_response("<Response><Reject/></Response>", Direction::In).unwrap();
-        assert_eq!(doc.ending_cause(), Some(Cause::NoAnswer));
+        assert_eq!(doc.ending_cause(), Some(HangupCause::NoAnswer));
     }
 
     #[test]
@@ -2201,10 +2167,10 @@ mod tests {
 
     #[test]
     fn only_normal_clearing_was_answered() {
-        for cause in Cause::ALL {
+        for cause in HangupCause::DOCUMENTED {
             assert_eq!(
-                cause.was_answered(),
-                cause == Cause::NormalClearing,
+                was_answered(&cause),
+                cause == HangupCause::NormalClearing,
                 "{cause:?}"
             );
         }
