@@ -18,7 +18,7 @@ mod support;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -221,14 +221,6 @@ struct Nginx {
     child: Child,
     addr: SocketAddr,
     dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Nginx {
@@ -669,15 +661,6 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
     assert!(header_values(&upstream_head, "Transfer-Encoding").is_empty());
 }
 
-/// Sends `bytes` on a fresh connection, half-closes it and returns what comes back. nginx
-/// may answer and close before it has read everything: a failed write is fine then.
-fn send_all_and_read(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let _ = stream.write_all(bytes);
-    let _ = stream.shutdown(Shutdown::Write);
-    read_until_closed(&mut stream, Duration::from_secs(5))
-}
-
 #[test]
 fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
     let Some(binary) = nginx_or_skip() else {
@@ -694,7 +677,7 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
     )
     .into_bytes();
     declared.extend_from_slice(&[b'a'; 64 * 1024 + 1]);
-    let response = send_all_and_read(nginx.addr, &declared);
+    let response = raw(nginx.addr, &declared, Duration::from_secs(5));
     assert_eq!(statuses(&response), [413], "{response}");
     assert!(response.contains("nginx"), "{response}");
 
@@ -710,7 +693,7 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    let response = send_all_and_read(nginx.addr, &chunked);
+    let response = raw(nginx.addr, &chunked, Duration::from_secs(5));
     assert_eq!(statuses(&response), [413], "{response}");
 
     // A body just under the limit does reach the server (403: it is not signed), so the

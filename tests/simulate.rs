@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -17,15 +16,6 @@ fn simulate(args: &[&str]) -> (i32, String, String) {
         .chain(args.iter().copied())
         .collect();
     run_binary(&dir, &[], &args)
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The value of `name` in a form body.

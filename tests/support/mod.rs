@@ -235,10 +235,11 @@ pub fn request(url: &str, method: &str, body: &[u8], headers: &[(&str, &str)]) -
 }
 
 /// Writes `bytes` on a fresh connection, half-closes it, and returns everything the
-/// server sends until it closes or `wait` passes.
+/// server sends until it closes or `wait` passes. A server may answer and close before it
+/// has read everything (a 413, say): a failed write is no error then; the answer decides.
 pub fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.write_all(bytes).unwrap();
+    let _ = stream.write_all(bytes);
     let _ = stream.shutdown(std::net::Shutdown::Write);
     read_until_closed(&mut stream, wait)
 }
@@ -279,6 +280,15 @@ pub fn binary_command(dir: &Path, vars: &[(&str, &str)]) -> Command {
         command.env(name, value);
     }
     command
+}
+
+/// A loopback port nobody listens on right now (another process may take it later).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs the binary to completion in `dir`: (exit code, stdout, stderr).
