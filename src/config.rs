@@ -244,8 +244,9 @@ impl Config {
     }
 }
 
-/// Handlers do little but wait on stdout and sockets, so a few more threads than cores keep
-/// one slow write from holding up the rest.
+/// Handlers never wait on stdout (a writer thread owns it), but one can be held writing to
+/// a client that does not read its answers; a few more threads than cores keep the rest
+/// serving.
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
 }
