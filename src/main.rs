@@ -4,6 +4,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
 use sipgateio_callevents::config::{Config, VARIABLES};
 use sipgateio_callevents::output::EventSink;
 use sipgateio_callevents::router::{App, paths};
@@ -96,6 +99,9 @@ fn run() -> Result<(), Failure> {
         workers: config.workers,
         max_body_bytes: config.max_body_bytes,
     };
+    // Before listening: once "listening" is logged, a stop signal must stop gracefully, and
+    // a flood of connections must not take the descriptors the handlers need.
+    let signals = stop_signals()?;
     let sink = EventSink::stdout(config.event_format);
     let server = Server::start(
         &options,
@@ -103,13 +109,13 @@ fn run() -> Result<(), Failure> {
         sink.clone(),
     )
     .map_err(Failure::usage)?;
+    stop_on_signals(signals, server.stopper())?;
     log::info!(
         "listening on {} with {} workers; set the sipgate console's webhook URL to {}",
         server.local_addr(),
         config.workers,
         config.webhook_url.callback(paths::NEW_CALL)
     );
-    stop_on_signals(server.stopper())?;
 
     let served = server.wait(SHUTDOWN_GRACE);
     // Also after a listener failure: what was accepted is printed before we go (or logged,
@@ -123,11 +129,14 @@ fn run() -> Result<(), Failure> {
     Ok(())
 }
 
+/// Catches SIGINT and SIGTERM from here on; [`stop_on_signals`] acts on them.
+fn stop_signals() -> Result<Signals, Failure> {
+    Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Failure::usage(format!("cannot install the signal handlers: {e}")))
+}
+
 /// The first SIGINT or SIGTERM stops the server gracefully; a second one exits at once.
-fn stop_on_signals(stopper: Stopper) -> Result<(), Failure> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| Failure::usage(format!("cannot install the signal handlers: {e}")))?;
+fn stop_on_signals(mut signals: Signals, stopper: Stopper) -> Result<(), Failure> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
