@@ -10,11 +10,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::fs;
 use std::io::{self, Cursor, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -115,6 +118,7 @@ pub struct Server {
     stopper: Stopper,
     notices: Receiver<Notice>,
     in_flight_large: Arc<AtomicUsize>,
+    accept_thread: AcceptThreadWatch,
 }
 
 /// Stops a server gracefully; clone it into a signal handler.
@@ -228,6 +232,7 @@ impl Server {
             )
             .map_err(bind_error)?;
         let listener_handle = Arc::new(listener.try_clone().map_err(bind_error)?);
+        let accept_thread = AcceptThreadWatch::new(&listener, &listener_handle);
         let config = tiny_http::ServerConfig::new_http(local_addr)
             .map_err(bind_error)?
             .set_min_threads(CONNECTION_THREADS);
@@ -267,6 +272,7 @@ impl Server {
             stopper,
             notices,
             in_flight_large,
+            accept_thread,
         })
     }
 
@@ -290,12 +296,20 @@ impl Server {
         let mut failure = None;
         let mut workers_done = 0;
         loop {
-            match self.notices.recv() {
-                Ok(Notice::StopRequested) | Err(_) => break,
+            match self.notices.recv_timeout(ACCEPT_THREAD_CHECK_EVERY) {
+                Ok(Notice::StopRequested) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Notice::WorkerDone) => workers_done += 1,
                 Ok(Notice::ListenerFailed(error)) => {
                     failure = Some(ServeError(error));
                     self.stopper.stop();
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.accept_thread.has_ended() {
+                        failure = Some(ServeError(io::Error::other(
+                            "its accept thread ended, most likely for want of file descriptors: raise `ulimit -n` or the unit's LimitNOFILE",
+                        )));
+                        self.stopper.stop();
+                    }
                 }
             }
         }
@@ -318,6 +332,44 @@ impl Server {
             log::warn!("stopping with {stuck} request(s) still in progress after {grace:?}");
         }
         failure.map_or(Ok(()), Err)
+    }
+}
+
+/// How often [`Server::wait`] looks whether tiny_http's accept thread is still there.
+const ACCEPT_THREAD_CHECK_EVERY: Duration = Duration::from_millis(200);
+
+/// Tells whether tiny_http's accept thread has ended without a word.
+///
+/// The thread reports a failing `accept()` through `recv()`, which the workers see. But
+/// it can also end silently: it panics when the descriptor it duplicates for a new
+/// connection is not there (`ulimit -n` reached one descriptor after `accept()`), and it
+/// stops when its pool cannot start a thread. Either way the listener it owns is dropped,
+/// so its descriptor no longer names our socket; the socket itself stays open through
+/// our duplicate, so connections would queue up unanswered forever. Linux shows what a
+/// descriptor names in `/proc/self/fd`; where that is missing the watch is off.
+struct AcceptThreadWatch {
+    /// tiny_http's descriptor for the listener, in `/proc/self/fd`.
+    link: PathBuf,
+    /// What the link read when the server started, e.g. `socket:[123456]`.
+    socket: Option<PathBuf>,
+}
+
+impl AcceptThreadWatch {
+    fn new(given_to_tiny_http: &TcpListener, ours: &TcpListener) -> AcceptThreadWatch {
+        let link = |listener: &TcpListener| {
+            PathBuf::from(format!("/proc/self/fd/{}", listener.as_raw_fd()))
+        };
+        let socket = fs::read_link(link(ours)).ok();
+        AcceptThreadWatch {
+            link: link(given_to_tiny_http),
+            socket,
+        }
+    }
+
+    fn has_ended(&self) -> bool {
+        self.socket
+            .as_ref()
+            .is_some_and(|socket| fs::read_link(&self.link).ok().as_ref() != Some(socket))
     }
 }
 

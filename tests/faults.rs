@@ -230,17 +230,33 @@ fn a_key_file_that_is_a_directory_or_empty_stops_the_start() {
 /// Descriptors running out (too many connections for `ulimit -n`) used to leave tiny_http's
 /// accept thread dead in a live process. The server must notice and exit non-zero with a
 /// message, so a supervisor restarts it, rather than refuse connections forever.
+///
+/// Each connection takes two descriptors (tiny_http duplicates it), so the limit's parity
+/// decides which call runs out: `accept()` itself (an error tiny_http reports) or the
+/// duplication after it (a panic that ends the accept thread silently). Both are tried.
 #[test]
 fn running_out_of_descriptors_ends_the_process_with_a_message() {
-    let dir = temp_dir("fd-exhaustion");
+    for limit in [64, 65] {
+        let log = exhaust_descriptors(limit);
+        assert!(
+            log.iter().any(|l| l.contains("the HTTP listener failed")),
+            "ulimit -n {limit}: {log:#?}"
+        );
+    }
+}
+
+/// Runs the binary under `ulimit -n {limit}`, opens connections until they fail, and
+/// returns its log once it has exited with 1.
+fn exhaust_descriptors(limit: u32) -> Vec<String> {
+    let dir = temp_dir(&format!("fd-exhaustion-{limit}"));
     let binary = env!("CARGO_BIN_EXE_sipgateio-callevents");
     let command = binary_command(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
-    // 64 descriptors: a handful for the program, two per connection.
     let mut shell = Command::new("sh");
     shell
         .arg("-c")
-        .arg("ulimit -n 64 && exec \"$0\"")
+        .arg("ulimit -n \"$1\" && exec \"$0\"")
         .arg(binary)
+        .arg(limit.to_string())
         .current_dir(&dir)
         .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .stdin(Stdio::null())
@@ -285,11 +301,9 @@ fn running_out_of_descriptors_ends_the_process_with_a_message() {
     let log: Vec<String> = receiver.try_iter().collect();
     let _ = child.kill();
     let _ = child.wait();
-    let status = status
-        .unwrap_or_else(|| panic!("the server lives on without accepting connections: {log:#?}"));
-    assert_eq!(status.code(), Some(1), "{log:#?}");
-    assert!(
-        log.iter().any(|l| l.contains("the HTTP listener failed")),
-        "{log:#?}"
-    );
+    let status = status.unwrap_or_else(|| {
+        panic!("ulimit -n {limit}: the server lives on without accepting connections: {log:#?}")
+    });
+    assert_eq!(status.code(), Some(1), "ulimit -n {limit}: {log:#?}");
+    log
 }
