@@ -15,7 +15,7 @@ cd "$here"
 fixtures=../tests/fixtures
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(event_parse signature route xml_roundtrip)
+    targets=(event_parse form_pairs signature route xml_roundtrip)
 fi
 export RUSTC_BOOTSTRAP=1
 form='application/x-www-form-urlencoded; charset=UTF-8'
@@ -39,6 +39,9 @@ seed() {
             { printf "\\x0$kind"; cat "$file"; } >"$dir/seed-$kind-$name"
         done
     done
+
+    dir=corpus/form_pairs && mkdir -p "$dir"
+    cp "$fixtures"/*.form "$dir"/
 
     dir=corpus/signature && mkdir -p "$dir"
     for name in 18-signed-real-capture 19-signed-nodelib-testvector; do

@@ -62,7 +62,9 @@ impl EventFormat {
 }
 
 fn text_line(accepted: &Accepted) -> String {
-    let mut line = accepted.event.to_string();
+    // Room for a typical line and its newline, so the formatting does not regrow it.
+    let mut line = String::with_capacity(256);
+    let _ = write!(line, "{}", accepted.event);
     if let Some(summary) = &accepted.summary {
         let _ = write!(line, ", rang {}", Seconds(summary.rang));
         match summary.talked {

@@ -3,6 +3,7 @@
 //! [`App::route`] is the one place that says which path does what. Handlers return a
 //! [`Reply`]; the server writes it and prints the accepted event.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::calls::{CallSummary, CallTracker};
@@ -79,7 +80,8 @@ impl ContentType {
 pub struct Reply {
     pub status: u16,
     pub content_type: ContentType,
-    pub body: String,
+    /// Shared, so the newCall answer built at start is sent without a copy per request.
+    pub body: Arc<str>,
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
     /// The accepted event; `None` for everything else.
@@ -88,11 +90,11 @@ pub struct Reply {
 
 impl Reply {
     /// 200 with an XML document.
-    pub fn xml(body: String) -> Reply {
+    pub fn xml(body: impl Into<Arc<str>>) -> Reply {
         Reply {
             status: 200,
             content_type: ContentType::Xml,
-            body,
+            body: body.into(),
             allow: None,
             accepted: None,
         }
@@ -103,7 +105,7 @@ impl Reply {
         Reply {
             status,
             content_type: ContentType::Text,
-            body: message.into(),
+            body: Arc::from(message.into()),
             allow: None,
             accepted: None,
         }
@@ -141,7 +143,7 @@ pub struct App {
     /// `None` when verification is skipped.
     verifier: Option<Verifier>,
     /// The answer to every newCall; it depends only on the configuration.
-    new_call_xml: String,
+    new_call_xml: Arc<str>,
     calls: CallTracker,
 }
 
@@ -156,7 +158,7 @@ impl App {
         App {
             path_prefix: url.path_prefix().to_owned(),
             verifier,
-            new_call_xml: doc.to_xml(),
+            new_call_xml: Arc::from(doc.to_xml()),
             calls: CallTracker::new(
                 Duration::from_secs(config.call_ttl_seconds),
                 config.max_tracked_calls,
@@ -202,7 +204,7 @@ impl App {
             Err(problem) => return Reply::text(400, problem.to_string()),
         };
         let reply = match expected {
-            EventKind::NewCall => Reply::xml(self.new_call_xml.clone()),
+            EventKind::NewCall => Reply::xml(Arc::clone(&self.new_call_xml)),
             EventKind::Answer | EventKind::Hangup | EventKind::Dtmf => Reply::text(200, ""),
         };
         let summary = self.calls.observe(&event, request.received);
@@ -297,7 +299,7 @@ mod tests {
         assert_eq!(reply.status, 200);
         assert_eq!(reply.content_type, ContentType::Xml);
         assert_eq!(
-            reply.body,
+            &*reply.body,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response onAnswer=\"https://h.example/hooks/on-answer?t=1&amp;u=2\" onHangup=\"https://h.example/hooks/on-hangup?t=1&amp;u=2\" />\n"
         );
         assert_eq!(reply.accepted.unwrap().event.call_id(), "x");

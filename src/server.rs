@@ -723,13 +723,11 @@ fn respond(context: &Context, request: Request, reply: &Reply) {
     if let Some(allow) = reply.allow {
         headers.push(Header::from_bytes("Allow", allow).expect("Allow values are constants"));
     }
-    let body = reply.body.as_bytes().to_vec();
-    let length = body.len();
     let response = Response::new(
         StatusCode(reply.status),
         headers,
-        Cursor::new(body),
-        Some(length),
+        Cursor::new(reply.body.as_bytes()),
+        Some(reply.body.len()),
         None,
     );
     if let Err(error) = request.respond(response) {
