@@ -179,27 +179,20 @@ impl Config {
 
         let public_key_file = get("SIPGATE_PUBLIC_KEY_FILE").map(PathBuf::from);
 
-        let workers = match get("WORKERS") {
-            None => default_workers(),
-            Some(value) => parse_in_range(&value, 1, MAX_WORKERS).ok_or_else(|| {
+        // A whole number from 1 to `max`; `unit` says what it counts, for the error.
+        let number = |var: &'static str, default: usize, max: usize, unit: &str| match get(var) {
+            None => Ok(default),
+            Some(value) => parse_in_range(&value, 1, max).ok_or_else(|| {
                 invalid(
-                    "WORKERS",
+                    var,
                     &value,
-                    &format!("a whole number from 1 to {MAX_WORKERS}"),
+                    &format!("a whole number {unit}from 1 to {max}"),
                 )
-            })?,
+            }),
         };
 
-        let max_body_bytes = match get("MAX_BODY_BYTES") {
-            None => 65536,
-            Some(value) => parse_in_range(&value, 1, MAX_BODY_LIMIT).ok_or_else(|| {
-                invalid(
-                    "MAX_BODY_BYTES",
-                    &value,
-                    &format!("a whole number of bytes from 1 to {MAX_BODY_LIMIT}"),
-                )
-            })?,
-        };
+        let workers = number("WORKERS", default_workers(), MAX_WORKERS, "")?;
+        let max_body_bytes = number("MAX_BODY_BYTES", 65536, MAX_BODY_LIMIT, "of bytes ")?;
 
         let event_format = match get("EVENT_FORMAT") {
             None => EventFormat::Text,
@@ -208,27 +201,13 @@ impl Config {
                 .map_err(|()| invalid("EVENT_FORMAT", &value, "text or json"))?,
         };
 
-        let call_ttl_seconds = match get("CALL_TTL_SECONDS") {
-            None => 14_400,
-            Some(value) => parse_in_range(&value, 1, MAX_CALL_TTL_SECONDS).ok_or_else(|| {
-                invalid(
-                    "CALL_TTL_SECONDS",
-                    &value,
-                    &format!("a whole number of seconds from 1 to {MAX_CALL_TTL_SECONDS}"),
-                )
-            })? as u64,
-        };
-
-        let max_tracked_calls = match get("MAX_TRACKED_CALLS") {
-            None => 10_000,
-            Some(value) => parse_in_range(&value, 1, MAX_TRACKED_CALLS_LIMIT).ok_or_else(|| {
-                invalid(
-                    "MAX_TRACKED_CALLS",
-                    &value,
-                    &format!("a whole number from 1 to {MAX_TRACKED_CALLS_LIMIT}"),
-                )
-            })?,
-        };
+        let call_ttl_seconds = number(
+            "CALL_TTL_SECONDS",
+            14_400,
+            MAX_CALL_TTL_SECONDS,
+            "of seconds ",
+        )? as u64;
+        let max_tracked_calls = number("MAX_TRACKED_CALLS", 10_000, MAX_TRACKED_CALLS_LIMIT, "")?;
 
         Ok(Config {
             webhook_url,
