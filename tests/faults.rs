@@ -25,9 +25,16 @@ fn start(
     vars: &[(&str, &str)],
     stdout: Stdio,
 ) -> (Child, SocketAddr, mpsc::Receiver<String>) {
-    let mut child = binary_command(dir, vars)
+    let mut command = binary_command(dir, vars);
+    command.stdout(stdout);
+    spawn_logged(command)
+}
+
+/// Spawns `command` (the binary, or a shell that execs it) with stdin closed, and waits for
+/// the address it logs; returns it with a receiver of the stderr lines that follow.
+fn spawn_logged(mut command: Command) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = command
         .stdin(Stdio::null())
-        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -259,28 +266,8 @@ fn exhaust_descriptors(limit: u32) -> Vec<String> {
         .arg(limit.to_string())
         .current_dir(&dir)
         .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = shell.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines, receiver) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr: SocketAddr = loop {
-        let line = receiver
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the binary did not start");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split(' ').next().unwrap().parse().unwrap();
-        }
-    };
+        .stdout(Stdio::null());
+    let (mut child, addr, receiver) = spawn_logged(shell);
     let mut held = Vec::new();
     for _ in 0..100 {
         match TcpStream::connect(addr) {
