@@ -296,22 +296,22 @@ impl Server {
         let mut failure = None;
         let mut workers_done = 0;
         loop {
-            match self.notices.recv_timeout(ACCEPT_THREAD_CHECK_EVERY) {
+            let error = match self.notices.recv_timeout(ACCEPT_THREAD_CHECK_EVERY) {
                 Ok(Notice::StopRequested) | Err(RecvTimeoutError::Disconnected) => break,
-                Ok(Notice::WorkerDone) => workers_done += 1,
-                Ok(Notice::ListenerFailed(error)) => {
-                    failure = Some(ServeError(error));
-                    self.stopper.stop();
+                Ok(Notice::WorkerDone) => {
+                    workers_done += 1;
+                    continue;
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.accept_thread.has_ended() {
-                        failure = Some(ServeError(io::Error::other(
-                            "its accept thread ended, most likely for want of file descriptors: raise `ulimit -n` or the unit's LimitNOFILE",
-                        )));
-                        self.stopper.stop();
-                    }
+                Ok(Notice::ListenerFailed(error)) => error,
+                Err(RecvTimeoutError::Timeout) if self.accept_thread.has_ended() => {
+                    io::Error::other(
+                        "its accept thread ended, most likely for want of file descriptors: raise `ulimit -n` or the unit's LimitNOFILE",
+                    )
                 }
-            }
+                Err(RecvTimeoutError::Timeout) => continue,
+            };
+            failure = Some(ServeError(error));
+            self.stopper.stop();
         }
         let deadline = Instant::now() + grace;
         while workers_done < self.workers {
