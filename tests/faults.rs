@@ -265,8 +265,15 @@ fn exhaust_descriptors(limit: u32) -> Vec<String> {
         .arg(binary)
         .arg(limit.to_string())
         .current_dir(&dir)
-        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .stdout(Stdio::null());
+    // The same environment as the binary's own command, removals included, so the
+    // developer's settings stay out here too.
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => shell.env(name, value),
+            None => shell.env_remove(name),
+        };
+    }
     let (mut child, addr, receiver) = spawn_logged(shell);
     let mut held = Vec::new();
     for _ in 0..100 {
