@@ -3,16 +3,15 @@
 //!
 //! A writer thread owns stdout, so a handler never waits on it: a terminal paused with
 //! Ctrl-S or a pipe nobody reads must not stop the server from answering sipgate. Lines
-//! wait in a bounded queue. When stdout fails (closed), has blocked for over a second
-//! (nobody reads it), or the queue is full, the line goes to the error log on stderr
-//! instead, so an event is never lost without a trace.
+//! wait in a bounded buffer, which the writer takes whole. When stdout fails (closed), has
+//! blocked for over a second (nobody reads it), or the buffer is full, the line goes to
+//! the error log on stderr instead, so an event is never lost without a trace.
 
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,6 +23,15 @@ use crate::router::Accepted;
 
 /// Lines that may wait for a slow stdout before further ones go to the error log.
 const QUEUE_LINES: usize = 8192;
+
+/// After each write the writer waits this long before it takes the next lines, so that
+/// under load one write carries many lines. Woken for every line or two, it cost a
+/// `write` and a context switch each time: about 0.3 of each per request at 25,000
+/// requests/s. A person watching does not see a millisecond.
+const GATHER_FOR: Duration = Duration::from_millis(1);
+
+/// A buffer that grew larger than this while stdout was slow is freed after the write.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 
 /// A write to stdout that has not returned for this long means nobody is reading it;
 /// new lines then go to the error log rather than pile up behind it.
@@ -130,7 +138,6 @@ fn rfc3339(time: SystemTime) -> String {
 #[derive(Clone)]
 pub struct EventSink {
     format: EventFormat,
-    lines: SyncSender<String>,
     shared: Arc<Shared>,
 }
 
@@ -140,9 +147,20 @@ struct Shared {
     /// When the write in progress started, in milliseconds since `epoch`; 0 when idle.
     writing_since_ms: AtomicU64,
     epoch: Instant,
-    /// The writer thread takes lines from here; at exit, [`EventSink::finish`] takes what
-    /// a stuck stdout never got, to log it.
-    queue: Mutex<Receiver<String>>,
+    /// Lines waiting for the writer, which takes them all at once; at exit,
+    /// [`EventSink::finish`] takes what a stuck stdout never got, to log it.
+    queue: Mutex<Queue>,
+    /// Signalled when a line arrives while the writer waits for one.
+    line_arrived: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Whole lines, each ending in `\n`.
+    text: String,
+    lines: usize,
+    /// The writer is waiting on `line_arrived` (and needs waking).
+    writer_idle: bool,
 }
 
 impl EventSink {
@@ -151,30 +169,27 @@ impl EventSink {
         EventSink::new(io::stdout(), format)
     }
 
-    /// Lines go to `out` (tests pass a buffer).
+    /// Lines go to `out` (tests pass a buffer). The writer thread lives as long as the
+    /// process.
     pub fn new(out: impl Write + Send + 'static, format: EventFormat) -> EventSink {
-        let (lines, queue) = mpsc::sync_channel(QUEUE_LINES);
         let shared = Arc::new(Shared {
             pending: AtomicUsize::new(0),
             writing_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
-            queue: Mutex::new(queue),
+            queue: Mutex::new(Queue::default()),
+            line_arrived: Condvar::new(),
         });
         let writer_shared = Arc::clone(&shared);
         thread::Builder::new()
             .name("event-lines".into())
             .spawn(move || write_lines(out, &writer_shared))
             .expect("cannot start the event-line writer thread");
-        EventSink {
-            format,
-            lines,
-            shared,
-        }
+        EventSink { format, shared }
     }
 
     /// Hands the event's line to the writer thread; never waits for stdout.
     pub fn emit(&self, accepted: &Accepted) {
-        let mut line = self.format.line(accepted);
+        let line = self.format.line(accepted);
         if let Some(stalled) = self.shared.stalled_for() {
             log::error!(
                 "could not write the event line to stdout (a write has been blocked for {:.1} s: nobody is reading it); the event was: {line}",
@@ -182,17 +197,22 @@ impl EventSink {
             );
             return;
         }
-        line.push('\n');
+        let mut queue = self.shared.queue();
+        if queue.lines >= QUEUE_LINES {
+            drop(queue);
+            log::error!(
+                "could not write the event line to stdout (it is not being read: {QUEUE_LINES} lines are waiting); the event was: {line}"
+            );
+            return;
+        }
+        queue.text.push_str(&line);
+        queue.text.push('\n');
+        queue.lines += 1;
         self.shared.pending.fetch_add(1, Ordering::SeqCst);
-        match self.lines.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(line) | TrySendError::Disconnected(line)) => {
-                self.shared.pending.fetch_sub(1, Ordering::SeqCst);
-                log::error!(
-                    "could not write the event line to stdout (it is not being read: {QUEUE_LINES} lines are waiting); the event was: {}",
-                    line.trim_end()
-                );
-            }
+        // Only a waiting writer needs the signal, which is a system call even when
+        // nobody waits.
+        if std::mem::take(&mut queue.writer_idle) {
+            self.shared.line_arrived.notify_one();
         }
     }
 
@@ -216,20 +236,16 @@ impl EventSink {
             return;
         }
         // The writer is stuck in a write and does not hold the queue.
-        let queue = self
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut logged = 0;
-        while let Ok(line) = queue.try_recv() {
+        let mut queue = self.shared.queue();
+        let waiting = std::mem::take(&mut queue.text);
+        queue.lines = 0;
+        drop(queue);
+        for line in waiting.lines() {
             log::error!(
-                "could not write the event line to stdout before exit; the event was: {}",
-                line.trim_end()
+                "could not write the event line to stdout before exit; the event was: {line}"
             );
-            logged += 1;
         }
-        if logged == 0 {
+        if waiting.is_empty() {
             log::error!(
                 "stdout did not take the last event line before exit; it is in the log above or on stdout"
             );
@@ -238,6 +254,12 @@ impl EventSink {
 }
 
 impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Every change to the queue is complete before the lock is released, so a panic
+        // elsewhere while it was held leaves nothing half done.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn millis_since_epoch(&self) -> u64 {
         // +1 keeps 0 free to mean "idle" in the first millisecond.
         self.epoch.elapsed().as_millis() as u64 + 1
@@ -254,26 +276,23 @@ impl Shared {
     }
 }
 
-/// The writer thread: writes what is queued, several lines to a write when they pile up.
+/// The writer thread: takes every line waiting, writes them at once, and waits
+/// [`GATHER_FOR`] before it looks again.
 fn write_lines(mut out: impl Write, shared: &Shared) {
     let mut batch = String::new();
     loop {
-        let mut count = 0;
-        {
-            let queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let Ok(first) = queue.recv() else { return };
-            batch.push_str(&first);
-            count += 1;
-            while batch.len() < 64 * 1024 {
-                match queue.try_recv() {
-                    Ok(line) => {
-                        batch.push_str(&line);
-                        count += 1;
-                    }
-                    Err(_) => break,
-                }
+        let count = {
+            let mut queue = shared.queue();
+            while queue.lines == 0 {
+                queue.writer_idle = true;
+                queue = shared
+                    .line_arrived
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
-        }
+            std::mem::swap(&mut batch, &mut queue.text);
+            std::mem::take(&mut queue.lines)
+        };
         shared
             .writing_since_ms
             .store(shared.millis_since_epoch(), Ordering::SeqCst);
@@ -286,8 +305,13 @@ fn write_lines(mut out: impl Write, shared: &Shared) {
                 );
             }
         }
-        batch.clear();
+        if batch.capacity() > KEEP_BUFFER_BYTES {
+            batch = String::new();
+        } else {
+            batch.clear();
+        }
         shared.pending.fetch_sub(count, Ordering::SeqCst);
+        thread::sleep(GATHER_FOR);
     }
 }
 
@@ -369,6 +393,51 @@ mod tests {
         assert_eq!(value["callId"], "\"\\\n\u{0}\u{1f}");
         assert_eq!(value["user"][0], "\"quoted\" \\back\\slash\r\nnext");
         assert_eq!(value["user"][1], "\u{FFFD}\u{FFFD}bad\u{FFFD}");
+    }
+
+    /// An in-memory stdout the test can read while the writer thread holds a clone.
+    #[derive(Clone, Default)]
+    struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for SharedBuffer {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_line_from_every_thread_is_written_whole_and_in_order() {
+        let out = SharedBuffer::default();
+        let sink = EventSink::new(out.clone(), EventFormat::Text);
+        thread::scope(|scope| {
+            for thread in 0..4 {
+                let sink = sink.clone();
+                scope.spawn(move || {
+                    for number in 0..500 {
+                        let body = format!("callId=t{thread}-{number}&dtmf=1");
+                        sink.emit(&accepted(EventKind::Dtmf, &body, None));
+                    }
+                });
+            }
+        });
+        assert!(sink.wait_written(Duration::from_secs(10)));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(text.ends_with('\n'));
+        for thread in 0..4 {
+            let prefix = format!("DTMF digits 1, callId t{thread}-");
+            let numbers: Vec<usize> = text
+                .lines()
+                .filter_map(|line| line.strip_prefix(&prefix))
+                .map(|number| number.parse().unwrap())
+                .collect();
+            assert_eq!(numbers, (0..500).collect::<Vec<_>>());
+        }
+        assert_eq!(text.lines().count(), 2000);
     }
 
     #[test]
