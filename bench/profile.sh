@@ -4,6 +4,7 @@
 #
 #   bench/profile.sh [new-call | new-call-verified | on-hangup | baseline] [SECONDS]
 #   PROFILER=callgrind bench/profile.sh TARGET [SECONDS]
+#   PROFILER=syscalls bench/profile.sh TARGET [SECONDS]
 #
 # Builds the release binary (it keeps line tables, so perf resolves symbols), starts the
 # target on a loopback port, warms it up, records the server process for SECONDS (default
@@ -15,6 +16,11 @@
 # exact and independent of other load on the machine): wrk -t1 -c4 for SECONDS (default
 # 10), then the instructions per request and the top functions by inclusive cost; the data
 # stays in bench/results/callgrind-TARGET.out for callgrind_annotate.
+#
+# PROFILER=syscalls counts, with perf stat, the server's system calls (all, futex, write)
+# and context switches per request during SECONDS (default 8) of wrk -t2 -c32: the kernel
+# side of a request, which callgrind does not see, as counts that other load on the
+# machine barely moves. Needs access to perf's tracepoints (root).
 # Needs perf (apt-get install linux-perf) or valgrind, and wrk; installs nothing.
 set -euo pipefail
 
@@ -114,6 +120,32 @@ if [[ "$PROFILER" == callgrind ]]; then
 fi
 SECONDS_TO_RECORD="${SECONDS_TO_RECORD:-8}"
 load 2s >/dev/null
+if [[ "$PROFILER" == syscalls ]]; then
+  events=raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_write,context-switches
+  perf stat -x, -o "$WORK/stat.csv" -e "$events" -p "$SERVER_PID" &
+  STAT_PID=$!
+  load "${SECONDS_TO_RECORD}s" | grep '^BENCH' >"$WORK/wrk.txt"
+  kill -INT "$STAT_PID"
+  wait "$STAT_PID" || true
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+  echo "## system calls: $TARGET ($path), ${SECONDS_TO_RECORD}s under wrk -t2 -c32"
+  echo
+  echo "wrk: $(sed 's/^BENCH //' "$WORK/wrk.txt")"
+  echo
+  python3 - "$WORK/stat.csv" "$(sed 's/.*requests=\([0-9]*\).*/\1/' "$WORK/wrk.txt")" <<'PY'
+import sys
+names = {"raw_syscalls:sys_enter": "system calls", "syscalls:sys_enter_futex": "futex",
+         "syscalls:sys_enter_write": "write", "context-switches": "context switches"}
+requests = int(sys.argv[2])
+for line in open(sys.argv[1]):
+    fields = line.strip().split(",")
+    if len(fields) > 2 and fields[2] in names and fields[0].replace(".", "").isdigit():
+        print(f"{names[fields[2]]:>17}: {float(fields[0]) / requests:.2f} per request")
+PY
+  exit 0
+fi
 DATA="$BENCH/results/perf-$TARGET.data"
 load "$((SECONDS_TO_RECORD + 2))s" | grep '^BENCH' >"$WORK/wrk.txt" &
 WRK_PID=$!
