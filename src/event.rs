@@ -333,10 +333,13 @@ impl<'a> Form<'a> {
     }
 
     /// Like [`Form::first`], but an empty value counts as absent.
+    fn first_non_empty(&self, key: &str) -> Option<&str> {
+        self.first(key).filter(|value| !value.is_empty())
+    }
+
+    /// [`Form::first_non_empty`], owned.
     fn non_empty(&self, key: &str) -> Option<String> {
-        self.first(key)
-            .filter(|value| !value.is_empty())
-            .map(str::to_owned)
+        self.first_non_empty(key).map(str::to_owned)
     }
 
     /// Every value of an array parameter, in order, whether sent as `name[]` or `name`.
@@ -441,10 +444,7 @@ pub fn parse(expected: EventKind, body: &[u8]) -> Result<CallEvent, EventError> 
             });
         }
     }
-    let direction = || {
-        form.non_empty("direction")
-            .map(|d| Direction::from_wire(&d))
-    };
+    let direction = || form.first_non_empty("direction").map(Direction::from_wire);
     let event = match expected {
         EventKind::NewCall => CallEvent::NewCall(NewCall {
             call_id: form.required(expected, "callId")?,
@@ -473,7 +473,7 @@ pub fn parse(expected: EventKind, body: &[u8]) -> Result<CallEvent, EventError> 
         }),
         EventKind::Hangup => CallEvent::Hangup(Hangup {
             call_id: form.required(expected, "callId")?,
-            cause: form.non_empty("cause").map(|c| HangupCause::from_wire(&c)),
+            cause: form.first_non_empty("cause").map(HangupCause::from_wire),
             from: form.non_empty("from"),
             to: form.non_empty("to"),
             direction: direction(),

@@ -507,13 +507,14 @@ fn serve_connection(
 /// own, since reading or draining that body waits on the client.
 fn dispatch(context: &Arc<Context>, request: Request) {
     let headers = request.headers();
-    let buffered = headers.get("Transfer-Encoding").is_none()
+    let has_transfer_encoding = headers.get("Transfer-Encoding").is_some();
+    let buffered = !has_transfer_encoding
         && headers.get("Expect").is_none()
         && request
             .body_length()
             .is_none_or(|length| length <= BUFFERED_BODY_LIMIT);
     if buffered {
-        handle(context, request);
+        handle(context, request, has_transfer_encoding);
         return;
     }
     let has_slot = context
@@ -530,7 +531,7 @@ fn dispatch(context: &Arc<Context>, request: Request) {
         .name("large-body".into())
         .spawn(move || {
             if has_slot {
-                handle(&thread_context, request);
+                handle(&thread_context, request, has_transfer_encoding);
             } else {
                 let reply =
                     Reply::text(503, "too many large requests in progress; try again later");
@@ -547,9 +548,11 @@ fn dispatch(context: &Arc<Context>, request: Request) {
     }
 }
 
-fn handle(context: &Context, mut request: Request) {
+/// `has_transfer_encoding`: the request has a `Transfer-Encoding` header (looked up once,
+/// by [`dispatch`]).
+fn handle(context: &Context, mut request: Request, has_transfer_encoding: bool) {
     let (received, received_utc) = (Instant::now(), SystemTime::now());
-    let reply = match read_body(&mut request, context.max_body_bytes) {
+    let reply = match read_body(&mut request, context.max_body_bytes, has_transfer_encoding) {
         Err(problem) => Reply::text(problem.status(), problem.to_string()),
         Ok(body) => {
             let url = request.url();
@@ -651,7 +654,11 @@ impl fmt::Display for BodyError {
 }
 
 /// Reads the whole body, up to `max` bytes.
-fn read_body(request: &mut Request, max: usize) -> Result<Vec<u8>, BodyError> {
+fn read_body(
+    request: &mut Request,
+    max: usize,
+    has_transfer_encoding: bool,
+) -> Result<Vec<u8>, BodyError> {
     // tiny_http takes an unparsable Content-Length for "no body"; refuse it instead of
     // guessing where the body ends.
     let declared = match request.headers().get("Content-Length") {
@@ -681,7 +688,7 @@ fn read_body(request: &mut Request, max: usize) -> Result<Vec<u8>, BodyError> {
     }
     // Refused only now, after the body was read to its end: left unread, its bytes would
     // be parsed as the connection's next request.
-    if request.headers().get("Transfer-Encoding").is_some() {
+    if has_transfer_encoding {
         return Err(BodyError::Chunked);
     }
     if let Some(declared) = declared.filter(|&length| (body.len() as u64) < length) {
