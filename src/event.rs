@@ -500,8 +500,12 @@ pub struct Printable<'a>(pub &'a str);
 
 impl fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The common case, written whole rather than a character at a time.
-        if !self.0.chars().any(char::is_control) {
+        // The common case, written whole rather than a character at a time. Printable
+        // ASCII (ids, numbers) is recognised 16 bytes at a time; other text is decoded.
+        let printable_ascii = self.0.bytes().fold(true, |printable, byte| {
+            printable & matches!(byte, b' '..=b'~')
+        });
+        if printable_ascii || !self.0.chars().any(char::is_control) {
             return f.write_str(self.0);
         }
         for c in self.0.chars() {
@@ -763,6 +767,28 @@ mod tests {
             "New call from 1 to 2 (direction unknown), callId x\\ny, users: Eve\\r\\nFake line\\u{0}"
         );
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn printable_escapes_exactly_the_control_characters() {
+        for byte in 0u8..=127 {
+            let text = char::from(byte).to_string();
+            let shown = Printable(&text).to_string();
+            if byte < 0x20 || byte == 0x7f {
+                assert_eq!(shown, char::from(byte).escape_default().to_string());
+            } else {
+                assert_eq!(shown, text);
+            }
+        }
+        // A control character after the first 16 bytes, a C1 control, and text that is
+        // not ASCII but printable.
+        let long = format!("{}\u{7f}", "5".repeat(40));
+        assert_eq!(
+            Printable(&long).to_string(),
+            format!("{}\\u{{7f}}", "5".repeat(40))
+        );
+        assert_eq!(Printable("a\u{85}b").to_string(), "a\\u{85}b");
+        assert_eq!(Printable("Jürgen Müller").to_string(), "Jürgen Müller");
     }
 
     #[test]
