@@ -84,6 +84,20 @@ load() {
   BENCH_PATH="$path" BENCH_BODY="$FIXTURES/$body" BENCH_SIGNATURE="${sig:+$FIXTURES/$sig}" \
     wrk -t2 -c32 -d"$1" --latency -s "$BENCH/post.lua" "http://127.0.0.1:$PORT"
 }
+
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# The report's heading: the tool, the load it ran under, and wrk's figures.
+heading() {
+  echo "## $1: $TARGET ($path), $2"
+  echo
+  echo "wrk: $(sed 's/^BENCH //' "$WORK/wrk.txt")"
+  echo
+}
 if [[ "$PROFILER" == callgrind ]]; then
   SECONDS_TO_RECORD="${SECONDS_TO_RECORD:-10}"
   callgrind_load() {
@@ -104,10 +118,7 @@ if [[ "$PROFILER" == callgrind ]]; then
   CG_FILE="$(ls -t "$CG_OUT"* | head -1)"
   total="$(callgrind_annotate "$CG_FILE" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }')"
   requests="$(sed 's/.*requests=\([0-9]*\).*/\1/' "$WORK/wrk.txt")"
-  echo "## callgrind: $TARGET ($path), wrk -t1 -c4 -d${SECONDS_TO_RECORD}s under valgrind"
-  echo
-  echo "wrk: $(sed 's/^BENCH //' "$WORK/wrk.txt")"
-  echo
+  heading callgrind "wrk -t1 -c4 -d${SECONDS_TO_RECORD}s under valgrind"
   echo "user-space instructions: $total in total, about $((total / requests)) per request (after a 2 s warm-up); data: $CG_FILE"
   echo
   echo "### Top functions, inclusive"
@@ -127,13 +138,8 @@ if [[ "$PROFILER" == syscalls ]]; then
   load "${SECONDS_TO_RECORD}s" | grep '^BENCH' >"$WORK/wrk.txt"
   kill -INT "$STAT_PID"
   wait "$STAT_PID" || true
-  kill -TERM "$SERVER_PID"
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-  echo "## system calls: $TARGET ($path), ${SECONDS_TO_RECORD}s under wrk -t2 -c32"
-  echo
-  echo "wrk: $(sed 's/^BENCH //' "$WORK/wrk.txt")"
-  echo
+  stop_server
+  heading "system calls" "${SECONDS_TO_RECORD}s under wrk -t2 -c32"
   python3 - "$WORK/stat.csv" "$(sed 's/.*requests=\([0-9]*\).*/\1/' "$WORK/wrk.txt")" <<'PY'
 import sys
 names = {"raw_syscalls:sys_enter": "system calls", "syscalls:sys_enter_futex": "futex",
@@ -152,14 +158,8 @@ WRK_PID=$!
 sleep 1
 perf record -q -e cpu-clock -F 1999 -p "$SERVER_PID" -o "$DATA" -- sleep "$SECONDS_TO_RECORD" 2>/dev/null
 wait "$WRK_PID"
-kill -TERM "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
-
-echo "## perf: $TARGET ($path), ${SECONDS_TO_RECORD}s under wrk -t2 -c32"
-echo
-echo "wrk: $(sed 's/^BENCH //' "$WORK/wrk.txt")"
-echo
+stop_server
+heading perf "${SECONDS_TO_RECORD}s under wrk -t2 -c32"
 echo "### Where the server's CPU went, by object"
 echo '```'
 perf report -i "$DATA" --stdio --no-children --sort dso --percent-limit 1 2>/dev/null | grep -v '^#' | sed '/^$/d'
