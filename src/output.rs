@@ -70,7 +70,7 @@ impl EventFormat {
 }
 
 fn text_line(accepted: &Accepted) -> String {
-    // Room for a typical line and its newline, so the formatting does not regrow it.
+    // Room for a typical line, so the formatting does not regrow it.
     let mut line = String::with_capacity(256);
     let _ = write!(line, "{}", accepted.event);
     if let Some(summary) = &accepted.summary {

@@ -155,7 +155,7 @@ struct Context {
     headers: ReplyHeaders,
     /// The connections (by peer address) a worker is serving, each with the requests
     /// that wait for it to answer the one before; see [`claim`]. At most one entry per
-    /// worker, so a scan is cheaper than hashing the address (about 1,000 instructions
+    /// worker, so a scan is cheaper than hashing the address (about 900 instructions
     /// a request under callgrind).
     serving: Mutex<Vec<(SocketAddr, VecDeque<Request>)>>,
     /// Held while taking a request from tiny_http and claiming its connection.
@@ -168,7 +168,8 @@ struct ReplyHeaders {
     text: Header,
     server: Header,
     /// The `Date` header and the second it was built for. tiny_http would format and
-    /// validate a new one for every reply (about 5% of a request's instructions).
+    /// validate a new one for every reply (about 1,600 instructions, 1.8 % of the
+    /// baseline's request under callgrind).
     date: Mutex<(u64, Header)>,
 }
 

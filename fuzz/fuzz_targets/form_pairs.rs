@@ -1,5 +1,5 @@
 //! `event::form_pairs` against `form_urlencoded::parse`, the decoder it stands in for on
-//! pairs that need no decoding. Input: any bytes, as a form body. The two must give the
+//! pairs that need no decoding and on sipgate's encoded array names. Input: any bytes, as a form body. The two must give the
 //! same pairs, byte for byte, for every input.
 #![no_main]
 
