@@ -119,20 +119,22 @@ impl CallTracker {
     }
 }
 
-impl Table {
-    fn is_current(&self, started: Instant, call_id: &str) -> bool {
-        self.calls
-            .get(call_id)
-            .is_some_and(|times| times.started == started)
-    }
+/// Whether `calls` still holds the call an `order` entry recorded, rather than nothing (it
+/// ended) or a later call with the same id.
+fn is_current(calls: &HashMap<Arc<str>, CallTimes>, started: Instant, call_id: &str) -> bool {
+    calls
+        .get(call_id)
+        .is_some_and(|times| times.started == started)
+}
 
+impl Table {
     fn expire(&mut self, now: Instant, ttl: Duration) {
         while let Some((started, _)) = self.order.front() {
             if now.saturating_duration_since(*started) <= ttl {
                 break;
             }
             let (started, call_id) = self.order.pop_front().expect("front exists");
-            if self.is_current(started, &call_id) {
+            if is_current(&self.calls, started, &call_id) {
                 self.calls.remove(&call_id);
             }
         }
@@ -140,7 +142,7 @@ impl Table {
 
     fn evict_oldest(&mut self) {
         while let Some((started, call_id)) = self.order.pop_front() {
-            if self.is_current(started, &call_id) {
+            if is_current(&self.calls, started, &call_id) {
                 self.calls.remove(&call_id);
                 return;
             }
@@ -156,11 +158,8 @@ impl Table {
         const SLACK: usize = 64;
         if self.order.len() > 2 * self.calls.len() + SLACK {
             let calls = &self.calls;
-            self.order.retain(|(started, call_id)| {
-                calls
-                    .get(call_id)
-                    .is_some_and(|times| times.started == *started)
-            });
+            self.order
+                .retain(|(started, call_id)| is_current(calls, *started, call_id));
         }
     }
 }
