@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::output::EventFormat;
 
@@ -20,8 +21,13 @@ pub struct Config {
     pub skip_signature_verification: bool,
     /// A PEM file that replaces the embedded sipgate key (`SIPGATE_PUBLIC_KEY_FILE`).
     pub public_key_file: Option<PathBuf>,
-    /// Handler threads (`WORKERS`).
-    pub workers: usize,
+    /// A connection on which no byte arrives for this long is closed (`READ_TIMEOUT_SECONDS`).
+    pub read_timeout: Duration,
+    /// A client that takes no byte of an answer for this long is dropped (`WRITE_TIMEOUT_SECONDS`).
+    pub write_timeout: Duration,
+    /// At most this many connections are served at once (`MAX_CONNECTIONS`); `None`: as
+    /// many as the open-file limit allows, which only the server can find out.
+    pub max_connections: Option<usize>,
     /// Larger request bodies are refused with 413 (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// How event lines are written (`EVENT_FORMAT`).
@@ -30,7 +36,21 @@ pub struct Config {
     pub call_ttl_seconds: u64,
     /// At most this many calls are remembered at once (`MAX_TRACKED_CALLS`).
     pub max_tracked_calls: usize,
+    /// Settings that are set but no longer mean anything, for a warning at start.
+    pub retired_settings: Vec<RetiredSetting>,
 }
+
+/// A setting an earlier version read, and what took its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredSetting {
+    pub name: &'static str,
+    pub replaced_by: &'static str,
+}
+
+const RETIRED: &[RetiredSetting] = &[RetiredSetting {
+    name: "WORKERS",
+    replaced_by: "each connection is served on a thread of its own; MAX_CONNECTIONS bounds them",
+}];
 
 /// One documented variable: its name, its default and what it means. `--help` and the
 /// README's table are written from the same facts.
@@ -66,9 +86,19 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "PEM public key that replaces the embedded one (key rotation)",
     },
     Variable {
-        name: "WORKERS",
-        default: "number of CPUs, at least 4",
-        meaning: "request handler threads",
+        name: "READ_TIMEOUT_SECONDS",
+        default: "10",
+        meaning: "a connection on which no byte arrives for this long is closed (idle, or a stalled request)",
+    },
+    Variable {
+        name: "WRITE_TIMEOUT_SECONDS",
+        default: "10",
+        meaning: "a client that takes no byte of an answer for this long is dropped",
+    },
+    Variable {
+        name: "MAX_CONNECTIONS",
+        default: "half the open-file limit, at most 10000",
+        meaning: "most connections served at once (each takes 2 descriptors and a thread); more wait to be accepted",
     },
     Variable {
         name: "MAX_BODY_BYTES",
@@ -97,7 +127,9 @@ pub const VARIABLES: &[Variable] = &[
     },
 ];
 
-const MAX_WORKERS: usize = 1024;
+/// An hour: far longer than any client that sends or reads at all needs.
+const MAX_TIMEOUT_SECONDS: usize = 3600;
+const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 const MAX_CALL_TTL_SECONDS: usize = 7 * 24 * 3600;
 const MAX_TRACKED_CALLS_LIMIT: usize = 10_000_000;
 // Far above any sipgate body (all captures are under 1 KiB) and small enough that a full
@@ -191,7 +223,16 @@ impl Config {
             }),
         };
 
-        let workers = number("WORKERS", default_workers(), MAX_WORKERS, "")?;
+        let seconds = |var: &'static str| {
+            number(var, 10, MAX_TIMEOUT_SECONDS, "of seconds ")
+                .map(|n| Duration::from_secs(n as u64))
+        };
+        let read_timeout = seconds("READ_TIMEOUT_SECONDS")?;
+        let write_timeout = seconds("WRITE_TIMEOUT_SECONDS")?;
+        let max_connections = match get("MAX_CONNECTIONS") {
+            None => None,
+            Some(_) => Some(number("MAX_CONNECTIONS", 0, MAX_CONNECTIONS_LIMIT, "")?),
+        };
         let max_body_bytes = number("MAX_BODY_BYTES", 65536, MAX_BODY_LIMIT, "of bytes ")?;
 
         let event_format = match get("EVENT_FORMAT") {
@@ -214,20 +255,20 @@ impl Config {
             listen_addr,
             skip_signature_verification,
             public_key_file,
-            workers,
+            read_timeout,
+            write_timeout,
+            max_connections,
             max_body_bytes,
             event_format,
             call_ttl_seconds,
             max_tracked_calls,
+            retired_settings: RETIRED
+                .iter()
+                .filter(|retired| get(retired.name).is_some())
+                .cloned()
+                .collect(),
         })
     }
-}
-
-/// Handlers never wait on stdout (a writer thread owns it), but one can be held writing to
-/// a client that does not read its answers; a few more threads than cores keep the rest
-/// serving.
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| n.get().max(4))
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -371,7 +412,9 @@ mod tests {
         assert_eq!(config.listen_addr, "127.0.0.1:8080".parse().unwrap());
         assert!(!config.skip_signature_verification);
         assert_eq!(config.public_key_file, None);
-        assert!(config.workers >= 4);
+        assert_eq!(config.read_timeout, Duration::from_secs(10));
+        assert_eq!(config.write_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_connections, None);
         assert_eq!(config.max_body_bytes, 65536);
         assert_eq!(config.event_format, EventFormat::Text);
         assert_eq!(config.call_ttl_seconds, 14_400);
@@ -380,9 +423,9 @@ mod tests {
 
     #[test]
     fn empty_values_mean_default() {
-        let config = config(&[("WEBHOOK_URL", ""), ("WORKERS", "")]).unwrap();
+        let config = config(&[("WEBHOOK_URL", ""), ("MAX_CONNECTIONS", "")]).unwrap();
         assert_eq!(config.webhook_url.path_prefix(), "");
-        assert!(config.workers >= 4);
+        assert_eq!(config.max_connections, None);
     }
 
     #[test]
@@ -392,7 +435,9 @@ mod tests {
             ("LISTEN_ADDR", "[::1]:9000"),
             ("SKIP_SIGNATURE_VERIFICATION", "TRUE"),
             ("SIPGATE_PUBLIC_KEY_FILE", "/etc/key.pem"),
-            ("WORKERS", "7"),
+            ("READ_TIMEOUT_SECONDS", "3"),
+            ("WRITE_TIMEOUT_SECONDS", "4"),
+            ("MAX_CONNECTIONS", "7"),
             ("MAX_BODY_BYTES", "1024"),
             ("EVENT_FORMAT", "json"),
             ("CALL_TTL_SECONDS", "60"),
@@ -407,7 +452,10 @@ mod tests {
         assert_eq!(config.listen_addr, "[::1]:9000".parse().unwrap());
         assert!(config.skip_signature_verification);
         assert_eq!(config.public_key_file, Some(PathBuf::from("/etc/key.pem")));
-        assert_eq!(config.workers, 7);
+        assert_eq!(config.read_timeout, Duration::from_secs(3));
+        assert_eq!(config.write_timeout, Duration::from_secs(4));
+        assert_eq!(config.max_connections, Some(7));
+        assert!(config.retired_settings.is_empty());
         assert_eq!(config.max_body_bytes, 1024);
         assert_eq!(config.event_format, EventFormat::Json);
         assert_eq!(config.call_ttl_seconds, 60);
@@ -426,8 +474,10 @@ mod tests {
             ("LISTEN_ADDR", "localhost:8080", "IP address and port"),
             ("LISTEN_ADDR", "127.0.0.1", "IP address and port"),
             ("SKIP_SIGNATURE_VERIFICATION", "maybe", "true or false"),
-            ("WORKERS", "0", "from 1 to"),
-            ("WORKERS", "four", "from 1 to"),
+            ("MAX_CONNECTIONS", "0", "from 1 to"),
+            ("MAX_CONNECTIONS", "four", "from 1 to"),
+            ("READ_TIMEOUT_SECONDS", "0", "seconds from 1 to 3600"),
+            ("WRITE_TIMEOUT_SECONDS", "1.5", "seconds from 1 to 3600"),
             ("MAX_BODY_BYTES", "-1", "from 1 to"),
             ("MAX_BODY_BYTES", "999999999999", "from 1 to"),
             ("EVENT_FORMAT", "xml", "text or json"),
@@ -444,6 +494,13 @@ mod tests {
             );
             assert!(line.contains(hint), "{line} should mention {hint}");
         }
+    }
+
+    #[test]
+    fn a_retired_setting_is_named_for_a_warning_whatever_its_value() {
+        let config = config(&[("WORKERS", "many")]).unwrap();
+        let names: Vec<_> = config.retired_settings.iter().map(|r| r.name).collect();
+        assert_eq!(names, ["WORKERS"]);
     }
 
     #[test]

@@ -93,12 +93,16 @@ fn run() -> Result<(), Failure> {
         Some(Verifier::sipgate())
     };
 
+    for retired in &config.retired_settings {
+        log::warn!(
+            "{} is set but no longer used: {}",
+            retired.name,
+            retired.replaced_by
+        );
+    }
+
     let app = App::new(&config, verifier);
-    let options = ServerOptions {
-        listen_addr: config.listen_addr,
-        workers: config.workers,
-        max_body_bytes: config.max_body_bytes,
-    };
+    let options = ServerOptions::new(&config);
     // Before listening: once "listening" is logged, a stop signal must stop gracefully, and
     // a flood of connections must not take the descriptors the handlers need.
     let signals = stop_signals()?;
@@ -111,9 +115,9 @@ fn run() -> Result<(), Failure> {
     .map_err(Failure::usage)?;
     stop_on_signals(signals, server.stopper())?;
     log::info!(
-        "listening on {} with {} workers; set the sipgate console's webhook URL to {}",
+        "listening on {} for up to {} connections at once; set the sipgate console's webhook URL to {}",
         server.local_addr(),
-        config.workers,
+        server.max_connections(),
         config.webhook_url.callback(paths::NEW_CALL)
     );
 

@@ -237,11 +237,14 @@ mod tests {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
             skip_signature_verification: true,
             public_key_file: None,
-            workers: 1,
+            read_timeout: std::time::Duration::from_secs(10),
+            write_timeout: std::time::Duration::from_secs(10),
+            max_connections: None,
             max_body_bytes: 65536,
             event_format: crate::output::EventFormat::Text,
             call_ttl_seconds: 3600,
             max_tracked_calls: 100,
+            retired_settings: Vec::new(),
         };
         App::new(&config, None)
     }

@@ -30,9 +30,14 @@ fn bad_settings_stop_the_start_with_exit_2_and_one_line() {
             "invalid SKIP_SIGNATURE_VERIFICATION \"sometimes\": expected true or false",
         ),
         (
-            "WORKERS",
+            "MAX_CONNECTIONS",
             "many",
-            "invalid WORKERS \"many\": expected a whole number from 1 to 1024",
+            "invalid MAX_CONNECTIONS \"many\": expected a whole number from 1 to 1000000",
+        ),
+        (
+            "READ_TIMEOUT_SECONDS",
+            "0",
+            "invalid READ_TIMEOUT_SECONDS \"0\": expected a whole number of seconds from 1 to 3600",
         ),
         (
             "MAX_BODY_BYTES",
@@ -98,7 +103,11 @@ fn a_key_file_replaces_the_embedded_key() {
 #[test]
 fn a_broken_env_file_is_an_error_and_a_good_one_is_read() {
     let dir = temp_dir("dotenv");
-    std::fs::write(dir.join(".env"), "WORKERS=3\nTHIS IS NOT A SETTING\n").unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        "MAX_CONNECTIONS=3\nTHIS IS NOT A SETTING\n",
+    )
+    .unwrap();
     let (code, _, stderr) = run(&dir, &[], &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
@@ -106,11 +115,11 @@ fn a_broken_env_file_is_an_error_and_a_good_one_is_read() {
         "{stderr}"
     );
 
-    std::fs::write(dir.join(".env"), "# a comment\nWORKERS=zero\n").unwrap();
+    std::fs::write(dir.join(".env"), "# a comment\nMAX_CONNECTIONS=zero\n").unwrap();
     let (code, _, stderr) = run(&dir, &[], &[]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("invalid WORKERS \"zero\""),
+        stderr.contains("invalid MAX_CONNECTIONS \"zero\""),
         "the .env value is used: {stderr}"
     );
 }
@@ -223,10 +232,7 @@ fn events_go_to_stdout_and_logs_to_stderr() {
 fn sigterm_and_sigint_stop_gracefully_even_with_stuck_clients() {
     for signal in ["TERM", "INT"] {
         let dir = temp_dir("shutdown");
-        let mut server = Binary::start(
-            &dir,
-            &[("SKIP_SIGNATURE_VERIFICATION", "true"), ("WORKERS", "2")],
-        );
+        let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
         // An idle keep-alive client, and one stuck half-way through a large body.
         let mut idle = TcpStream::connect(server.addr).unwrap();
         write!(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

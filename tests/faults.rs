@@ -3,7 +3,7 @@
 //! behaviour with a clear message, never a hang or a silent loss.
 //!
 //! Covered elsewhere: a missing key file and a taken port (tests/binary.rs, exit 2 with one
-//! line naming the problem), a handler panic (tests/http.rs, 500 and the worker lives on).
+//! line naming the problem), a handler panic (tests/http.rs, 500 and the server serves on).
 
 mod support;
 
@@ -234,30 +234,123 @@ fn a_key_file_that_is_a_directory_or_empty_stops_the_start() {
     }
 }
 
-/// Descriptors running out (too many connections for `ulimit -n`) used to leave tiny_http's
-/// accept thread dead in a live process. The server must notice and exit non-zero with a
-/// message, so a supervisor restarts it, rather than refuse connections forever.
+/// Descriptors running out (more connections than `ulimit -n` allows) used to end
+/// tiny_http's accept thread and, with it, the process. The accept loop waits it out: it
+/// logs the shortage once, serves the connections it has, and accepts again once some
+/// close.
 ///
 /// Each connection takes two descriptors (tiny_http duplicates it), so the limit's parity
-/// decides which call runs out: `accept()` itself (an error tiny_http reports) or the
-/// duplication after it (a panic that ends the accept thread silently). Both are tried.
+/// decides which call runs out: `accept()` itself, or the duplication after it (a panic
+/// inside tiny_http, which the loop catches). Both are tried.
 #[test]
-fn running_out_of_descriptors_ends_the_process_with_a_message() {
+fn running_out_of_descriptors_is_waited_out() {
     for limit in [64, 65] {
-        let log = exhaust_descriptors(limit);
+        // More connections than the descriptors allow, so they run out before the cap.
+        let (mut child, addr, receiver) = start_limited(limit, &[("MAX_CONNECTIONS", "100")]);
+        let held: Vec<TcpStream> = (0..100)
+            .filter_map(|_| TcpStream::connect(addr).ok())
+            .collect();
+        let log = collect(&receiver, Duration::from_secs(5), |lines| {
+            lines
+                .iter()
+                .any(|l| l.contains("wait to be accepted until some close"))
+        });
         assert!(
-            log.iter().any(|l| l.contains("the HTTP listener failed")),
+            log.iter()
+                .any(|l| l.contains("wait to be accepted until some close")),
+            "ulimit -n {limit}: the shortage is logged: {log:#?}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
             "ulimit -n {limit}: {log:#?}"
         );
+        drop(held);
+        let answer = hangup(addr, "after-the-shortage");
+        assert_eq!(answer.status, 200, "ulimit -n {limit}: {answer:?}");
+        let log: Vec<String> = log
+            .into_iter()
+            .chain(collect(&receiver, Duration::from_secs(2), |lines| {
+                lines
+                    .iter()
+                    .any(|l| l.contains("accepting connections again"))
+            }))
+            .collect();
+        assert!(
+            log.iter()
+                .any(|l| l.contains("accepting connections again")),
+            "ulimit -n {limit}: {log:#?}"
+        );
+        assert!(
+            !log.iter().any(|l| l.contains("panicked")),
+            "tiny_http's panic is caught quietly: {log:#?}"
+        );
+        assert!(stop(&mut child).success());
     }
 }
 
-/// Runs the binary under `ulimit -n {limit}`, opens connections until they fail, and
-/// returns its log once it has exited with 1.
-fn exhaust_descriptors(limit: u32) -> Vec<String> {
-    let dir = temp_dir(&format!("fd-exhaustion-{limit}"));
+/// An HTTP/2.0 request line keeps its connection thread for good: tiny_http never answers
+/// it. Below a bound (a quarter of the descriptors' worth of connections) the server
+/// serves on and logs the count; past it, it exits 1 naming the cause, for a supervisor to
+/// start a clean process.
+#[test]
+fn stuck_connection_threads_past_the_bound_end_the_process_with_a_message() {
+    // ulimit -n 96: (96 - 32) / 2 = 32 connections' worth of descriptors, a bound of 16.
+    let (mut child, addr, receiver) = start_limited(
+        96,
+        &[
+            ("READ_TIMEOUT_SECONDS", "1"),
+            ("WRITE_TIMEOUT_SECONDS", "1"),
+        ],
+    );
+    let send_http2_lines = |count: usize| {
+        for _ in 0..count {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .write_all(b"POST /new-call HTTP/2.0\r\nHost: x\r\n\r\n")
+                .unwrap();
+        }
+    };
+    send_http2_lines(10);
+    // Stuck once inside tiny_http for longer than both timeouts and a second.
+    thread::sleep(Duration::from_millis(4500));
+    let log: Vec<String> = receiver.try_iter().collect();
+    assert!(
+        log.iter().any(|l| l.contains("stuck inside tiny_http")),
+        "the stuck threads are logged: {log:#?}"
+    );
+    assert_eq!(hangup(addr, "below-the-bound").status, 200);
+    assert!(child.try_wait().unwrap().is_none(), "{log:#?}");
+
+    send_http2_lines(10);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server lives on past the bound"
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    let log: Vec<String> = receiver.try_iter().collect();
+    assert_eq!(status.code(), Some(1), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains(
+            "error: 20 connection threads are stuck inside tiny_http for good (bound 16)"
+        ) && l.contains("HTTP/2.0")),
+        "{log:#?}"
+    );
+}
+
+/// Runs the binary under `ulimit -n {limit}` (soft and hard, so it cannot raise it), with
+/// signature checks off and `vars`.
+fn start_limited(limit: u32, vars: &[(&str, &str)]) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let dir = temp_dir(&format!("fd-limit-{limit}"));
     let binary = env!("CARGO_BIN_EXE_sipgateio-callevents");
-    let command = binary_command(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
+    let mut all = vec![("SKIP_SIGNATURE_VERIFICATION", "true")];
+    all.extend_from_slice(vars);
+    let command = binary_command(&dir, &all);
     let mut shell = Command::new("sh");
     shell
         .arg("-c")
@@ -274,30 +367,5 @@ fn exhaust_descriptors(limit: u32) -> Vec<String> {
             None => shell.env_remove(name),
         };
     }
-    let (mut child, addr, receiver) = spawn_logged(shell);
-    let mut held = Vec::new();
-    for _ in 0..100 {
-        match TcpStream::connect(addr) {
-            Ok(stream) => held.push(stream),
-            Err(_) => break,
-        }
-    }
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let log: Vec<String> = receiver.try_iter().collect();
-    let _ = child.kill();
-    let _ = child.wait();
-    let status = status.unwrap_or_else(|| {
-        panic!("ulimit -n {limit}: the server lives on without accepting connections: {log:#?}")
-    });
-    assert_eq!(status.code(), Some(1), "ulimit -n {limit}: {log:#?}");
-    log
+    spawn_logged(shell)
 }

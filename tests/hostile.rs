@@ -239,8 +239,8 @@ fn request_lines_and_versions() {
         vec![
             // tiny_http_fork parses HTTP/2.0 and then deadlocks writing its own 505: the
             // connection is never answered, and its thread (and 2 fds) stay blocked even
-            // after the client closes, for the life of the process. Measured, not wanted:
-            // the reverse proxy must not forward such request lines (README, "Limits").
+            // after the client closes, for the life of the process. Measured, not wanted;
+            // the server counts such threads and survives hundreds (see below).
             Case::new(
                 "HTTP/2.0",
                 "GET /health HTTP/2.0\r\nHost: x\r\n\r\n",
@@ -876,21 +876,26 @@ fn connections() {
 }
 
 /// A client that pipelines many requests and never reads the answers fills its socket
-/// buffers; the answer being written then blocks (tiny_http has no write timeout), and
-/// every later request of that connection waits for it in turn. That must cost at most
-/// the one worker answering it, not all of them.
+/// buffers; the answer being written then blocks. That must hold only its own connection
+/// thread, and only until the write timeout, after which the connection is dropped with
+/// its queued requests.
 #[test]
-fn a_pipelining_client_that_never_reads_holds_at_most_one_worker() {
-    let server = TestServer::start(&[("SKIP_SIGNATURE_VERIFICATION", "true"), ("WORKERS", "2")]);
+fn a_pipelining_client_that_never_reads_is_dropped_and_holds_nothing_else() {
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("WRITE_TIMEOUT_SECONDS", "1"),
+    ]);
     let mut greedy = TcpStream::connect(server.addr).unwrap();
     greedy
-        .set_write_timeout(Some(Duration::from_secs(3)))
+        .set_write_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let flood = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100_000);
+    // Far more than the socket buffers of both sides hold: the server must stop reading
+    // once its answers back up, so this write cannot finish.
+    let flood = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1_000_000);
     let writer = thread::spawn(move || {
-        // Stops when the server stops reading (the timeout) or has read everything.
-        let _ = greedy.write_all(&flood);
-        greedy
+        let started = Instant::now();
+        let written = greedy.write_all(&flood);
+        (written, started.elapsed())
     });
     // Enough for the answers to back up into full socket buffers.
     thread::sleep(Duration::from_millis(1500));
@@ -908,5 +913,72 @@ fn a_pipelining_client_that_never_reads_holds_at_most_one_worker() {
         started.elapsed()
     );
     assert_still_serves(&server, false, "a pipelining flood");
-    drop(writer.join().unwrap());
+    // The server drops the connection once an answer has waited a second, abandoning the
+    // queued requests: the flood's write fails, long before its own 30 s timeout.
+    let (written, took) = writer.join().unwrap();
+    let error = written.expect_err("the server cannot have read the whole flood");
+    assert!(
+        matches!(
+            error.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        ),
+        "ended by the server, not by the client's timeout: {error:?} after {took:?}"
+    );
+}
+
+/// tiny_http never answers an HTTP/2.0 request line (nor an HTTP/2 preface) and keeps its
+/// connection thread for good; hundreds of them must leave the server serving.
+#[test]
+fn hundreds_of_http2_request_lines_leave_the_server_serving() {
+    let server = signed_server();
+    for index in 0..300 {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        let line: &[u8] = if index % 2 == 0 {
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        } else {
+            b"POST /new-call HTTP/2.0\r\nHost: x\r\n\r\n"
+        };
+        stream.write_all(line).unwrap();
+    }
+    assert_still_serves(&server, true, "300 HTTP/2.0 request lines");
+}
+
+/// tiny_http makes the raw socket the body of an upgrade request, read until the client
+/// closes. Such requests are refused at once, unread, and their connections closed.
+#[test]
+fn upgrade_requests_are_refused_at_once_and_hold_nothing() {
+    let server = unsigned_server();
+    let started = Instant::now();
+    let mut held: Vec<TcpStream> = (0..8)
+        .map(|index| {
+            let mut stream = TcpStream::connect(server.addr).unwrap();
+            let connection = if index % 2 == 0 {
+                "Upgrade"
+            } else {
+                "keep-alive, upgrade"
+            };
+            write!(
+                stream,
+                "POST /new-call HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\
+                 Upgrade: websocket\r\nContent-Type: {FORM}\r\n\r\n"
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    for stream in &mut held {
+        let text = read_until_closed(stream, Duration::from_secs(5));
+        assert_eq!(status_codes(&text), [400], "{text}");
+        assert!(text.contains("Connection: upgrade"), "{text}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused and closed at once, not after a timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        server.lines.all().is_empty(),
+        "no upgrade request printed a line"
+    );
+    assert_still_serves(&server, false, "upgrade requests");
 }

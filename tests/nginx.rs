@@ -720,8 +720,7 @@ fn a_stalled_client_is_cut_off_by_nginx_while_events_keep_flowing() {
     let Some(binary) = nginx_or_skip() else {
         return;
     };
-    // One worker: nothing a stalled client holds may be a thread of the server.
-    let mut server = server(&temp_dir("nginx-slow-server"), &[("WORKERS", "1")]);
+    let mut server = server(&temp_dir("nginx-slow-server"), &[]);
     let nginx = Nginx::start(&binary, &temp_dir("nginx-slow"), &[server.addr]);
 
     // Three clients send their headers and part of a body, then stall.

@@ -1,7 +1,8 @@
-//! Slow and idle clients must not keep a normal event from being answered promptly.
+//! Slow and idle clients must not keep a normal event from being answered promptly, and the
+//! read timeout must end them.
 //!
-//! Bodies over 1 KiB are read on threads of their own, so clients that trickle or stall a
-//! body hold no worker; idle connections hold one tiny_http thread each and nothing else.
+//! Every connection is served on a thread of its own, so clients that trickle or stall a
+//! body, or sit idle, hold that thread and nothing else.
 //! The bound (100 ms) is functional, not a benchmark: an answer takes about a millisecond
 //! on an idle machine. To stay robust on a loaded 2-core CI runner, each case takes the
 //! best of three timed requests after a warm-up one; a server that is really blocked
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const BOUND: Duration = Duration::from_millis(100);
-const WORKERS: usize = 4;
+const SLOW_CLIENTS: usize = 3;
 
 /// One normal unsigned hangup on a fresh connection, timed from connect to the whole answer.
 fn timed_event(addr: SocketAddr) -> (Duration, String) {
@@ -75,11 +76,8 @@ fn assert_unanswered(stream: &TcpStream) {
 
 #[test]
 fn stalled_bodies_do_not_delay_an_event() {
-    let server = TestServer::start(&[
-        ("SKIP_SIGNATURE_VERIFICATION", "true"),
-        ("WORKERS", &WORKERS.to_string()),
-    ]);
-    let stalled: Vec<TcpStream> = (0..WORKERS - 1)
+    let server = TestServer::unsigned();
+    let stalled: Vec<TcpStream> = (0..SLOW_CLIENTS)
         .map(|_| start_slow_body(server.addr))
         .collect();
     // Let every stalled request reach a reader before timing.
@@ -94,12 +92,9 @@ fn stalled_bodies_do_not_delay_an_event() {
 
 #[test]
 fn trickled_bodies_do_not_delay_an_event() {
-    let server = TestServer::start(&[
-        ("SKIP_SIGNATURE_VERIFICATION", "true"),
-        ("WORKERS", &WORKERS.to_string()),
-    ]);
+    let server = TestServer::unsigned();
     let stop = Arc::new(AtomicBool::new(false));
-    let tricklers: Vec<_> = (0..WORKERS - 1)
+    let tricklers: Vec<_> = (0..SLOW_CLIENTS)
         .map(|_| {
             let mut stream = start_slow_body(server.addr);
             let stop = Arc::clone(&stop);
@@ -125,23 +120,13 @@ fn trickled_bodies_do_not_delay_an_event() {
     }
 }
 
-/// 500 idle connections cost 500 tiny_http threads (and 1000 descriptors) in the server;
+/// 500 idle connections cost 500 connection threads (and 1000 descriptors) in the server;
 /// run in a process of its own so the test's own 500 sockets do not share its fd limit.
-///
-/// Each connection is made idle only after one answered request, one after the other:
-/// tiny_http's thread pool has a race (http-layer notes, §8) in which a connection that
-/// arrives right after another can wait in the pool's queue with no thread until some
-/// connection ends; connections that never speak, opened in a burst, trigger it.
+/// Each connection is made idle after one answered request.
 #[test]
 fn five_hundred_idle_connections_do_not_delay_an_event() {
     let dir = temp_dir("idle-connections");
-    let server = Binary::start(
-        &dir,
-        &[
-            ("SKIP_SIGNATURE_VERIFICATION", "true"),
-            ("WORKERS", &WORKERS.to_string()),
-        ],
-    );
+    let server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
     let mut idle = Vec::with_capacity(500);
     for index in 0..500 {
         let mut stream = TcpStream::connect(server.addr)
@@ -172,4 +157,53 @@ fn five_hundred_idle_connections_do_not_delay_an_event() {
         let text = read_until_closed(stream, Duration::from_secs(5));
         assert!(text.ends_with("ok"), "idle connection {index}: {text}");
     }
+}
+
+/// Reads until the server closes `stream`; panics if it is still open after `wait`.
+fn until_closed_by_server(stream: &mut TcpStream, wait: Duration, what: &str) -> String {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut received = Vec::new();
+    match stream.read_to_end(&mut received) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("{what}: still open after {wait:?} ({e})"),
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Connections on which nothing arrives for READ_TIMEOUT_SECONDS are closed: those that
+/// never send, idle keep-alive ones, and a stalled body, which is answered 408 first.
+#[test]
+fn the_read_timeout_closes_silent_idle_and_stalled_connections() {
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("READ_TIMEOUT_SECONDS", "1"),
+    ]);
+    let started = Instant::now();
+    let mut silent: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let mut kept_alive = TcpStream::connect(server.addr).unwrap();
+    kept_alive
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut stalled = start_slow_body(server.addr);
+
+    let wait = Duration::from_secs(4);
+    for (index, stream) in silent.iter_mut().enumerate() {
+        until_closed_by_server(stream, wait, &format!("silent connection {index}"));
+    }
+    let text = until_closed_by_server(&mut kept_alive, wait, "idle keep-alive connection");
+    assert_eq!(statuses(&text)[0], 200, "{text}");
+    let text = until_closed_by_server(&mut stalled, wait, "stalled body");
+    assert_eq!(statuses(&text), [408], "{text}");
+    assert!(text.contains("READ_TIMEOUT_SECONDS"), "{text}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "all closed after {took:?}, for a 1 s read timeout"
+    );
+    assert_eq!(server.lines.all().len(), 0, "nothing printed");
+    let best = best_of_three(server.addr);
+    assert!(best < BOUND, "best of 3 took {best:?} after the timeouts");
 }

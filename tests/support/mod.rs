@@ -121,8 +121,7 @@ impl TestServer {
         let lines = Lines::default();
         let options = ServerOptions {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
-            workers: config.workers,
-            max_body_bytes: config.max_body_bytes,
+            ..ServerOptions::new(config)
         };
         let sink = EventSink::new(lines.clone(), config.event_format);
         lines.sink.set(sink.clone()).ok().expect("a fresh buffer");

@@ -1,0 +1,317 @@
+//! The HTTP side: our own accept loop, a thread per connection, body reading and replies.
+//!
+//! This is the only module that names tiny_http's types. tiny_http parses requests and
+//! writes answers; everything around that is ours, because tiny_http's own accept thread,
+//! thread pool and request queue could not be made safe on a public URL (it has no
+//! timeouts, its accept thread ends on the first failed `accept()`, and one client could
+//! hold the shared workers). Here:
+//!
+//! - [`listener`] opens the socket with read and write timeouts that every accepted
+//!   connection inherits, and finds the descriptor budget.
+//! - [`accept`] runs the accept loop: it survives running out of descriptors or threads,
+//!   and stops accepting while `MAX_CONNECTIONS` are open.
+//! - [`connection`] serves one connection on its own thread: the next request from
+//!   tiny_http, its body, the router, the event line, the answer, in order. It also keeps
+//!   count of threads that tiny_http never gives back.
+//! - [`body`] reads a request body within `MAX_BODY_BYTES`; [`reply`] writes answers.
+
+mod accept;
+mod body;
+mod connection;
+mod listener;
+mod reply;
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::output::EventSink;
+use crate::router::{Incoming, Reply};
+
+pub use listener::BindError;
+
+/// What answers requests: the app's router, or a stand-in in tests.
+pub type Handler = dyn Fn(&Incoming<'_>) -> Reply + Send + Sync;
+
+/// The settings the HTTP side needs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub listen_addr: SocketAddr,
+    pub max_body_bytes: usize,
+    /// A connection on which no byte arrives for this long is closed.
+    pub read_timeout: Duration,
+    /// A client that takes no byte of an answer for this long is dropped.
+    pub write_timeout: Duration,
+    /// `None`: derived from the open-file limit.
+    pub max_connections: Option<usize>,
+}
+
+impl ServerOptions {
+    /// The HTTP settings of `config`.
+    pub fn new(config: &Config) -> ServerOptions {
+        ServerOptions {
+            listen_addr: config.listen_addr,
+            max_body_bytes: config.max_body_bytes,
+            read_timeout: config.read_timeout,
+            write_timeout: config.write_timeout,
+            max_connections: config.max_connections,
+        }
+    }
+}
+
+/// The server stopped for a reason other than a requested stop; the binary exits 1 with
+/// this text so that a supervisor starts a clean process.
+#[derive(Debug)]
+pub enum ServeError {
+    /// `accept()` failed in a way that retrying cannot mend.
+    Listener(io::Error),
+    /// Too many connection threads are stuck inside tiny_http for good.
+    Stuck { threads: usize, bound: usize },
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Listener(error) => write!(
+                f,
+                "the HTTP listener failed and accepts no more connections ({error}); exiting so a supervisor can restart the server"
+            ),
+            ServeError::Stuck { threads, bound } => write!(
+                f,
+                "{threads} connection threads are stuck inside tiny_http for good (bound {bound}), each holding 2 descriptors; \
+                 the usual cause is request lines with HTTP/2.0 or HTTP/3.0, which tiny_http_fork never answers. \
+                 Exiting so a supervisor can restart a clean process; a reverse proxy that speaks HTTP/1.1 upstream keeps them out"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+enum Notice {
+    StopRequested,
+    Failed(ServeError),
+}
+
+/// What the accept loop, the connection threads, [`Server::wait`] and the [`Stopper`]
+/// share.
+struct Shared {
+    handler: Arc<Handler>,
+    sink: EventSink,
+    max_body_bytes: usize,
+    headers: reply::ReplyHeaders,
+    /// Connections accepted and not yet ended, stuck ones included.
+    open: AtomicUsize,
+    /// Connection threads that tiny_http has held longer than any live client can make it.
+    stuck: AtomicUsize,
+    /// Requests between "received" and "answered".
+    busy: AtomicUsize,
+    /// Requests received since start; [`Server::wait`] watches it for quiet.
+    received: AtomicU64,
+    /// Requests whose bodies are still on the wire, being read (see [`body`]).
+    large_bodies: AtomicUsize,
+    /// When a stop was asked for; unset while serving.
+    stopped_at: OnceLock<Instant>,
+    /// Set once a stop has let the last requests in: later ones are answered 503 and
+    /// print nothing, so that every 200 has its line when the process exits.
+    closed: AtomicBool,
+    /// Where each connection thread is, for the stuck count.
+    registry: connection::Registry,
+}
+
+/// A running server. Drop it only after [`Server::wait`]; the threads live on otherwise.
+pub struct Server {
+    local_addr: SocketAddr,
+    max_connections: usize,
+    stopper: Stopper,
+    notices: Receiver<Notice>,
+    shared: Arc<Shared>,
+}
+
+/// Stops a server gracefully; clone it into a signal handler.
+#[derive(Clone)]
+pub struct Stopper {
+    /// A handle on the listening socket, to shut it so no new connection is accepted.
+    listener: Arc<TcpListener>,
+    shared: Arc<Shared>,
+    notices: Sender<Notice>,
+}
+
+impl Stopper {
+    /// Stops accepting connections; requests in progress are answered, and keep-alive
+    /// connections are served for up to a second. Calling it again does nothing.
+    pub fn stop(&self) {
+        if self.shared.stopped_at.set(Instant::now()).is_err() {
+            return;
+        }
+        // Wakes the accept loop with an error, and new connections are refused from here on.
+        if let Err(error) = socket2::SockRef::from(&*self.listener).shutdown(Shutdown::Both) {
+            log::debug!("could not shut the listening socket: {error}");
+        }
+        let _ = self.notices.send(Notice::StopRequested);
+    }
+}
+
+/// After a stop, requests are let in until none has come for this long. Requests whose
+/// heads or bodies were still arriving at the stop come a moment late; this lets them in.
+const QUIET_BEFORE_CLOSE: Duration = Duration::from_millis(250);
+
+/// ... but no later than this after the stop, so that keep-alive clients that go on
+/// sending cannot keep the server running.
+const DRAIN_AT_MOST: Duration = Duration::from_secs(1);
+
+/// How often [`Server::wait`] looks at the request counters while stopping.
+const STOP_POLL: Duration = Duration::from_millis(5);
+
+impl Server {
+    /// Listens on `options.listen_addr` and starts the accept loop.
+    ///
+    /// # Errors
+    /// The address cannot be listened on (in use, not local, not permitted), or no
+    /// thread can be started.
+    pub fn start(
+        options: &ServerOptions,
+        handler: Arc<Handler>,
+        sink: EventSink,
+    ) -> Result<Server, BindError> {
+        let listener = listener::bind(options)?;
+        let local_addr = listener.local_addr;
+        let limits = listener::Limits::new(options.max_connections);
+        let shared = Arc::new(Shared {
+            handler,
+            sink,
+            max_body_bytes: options.max_body_bytes,
+            headers: reply::ReplyHeaders::new(),
+            open: AtomicUsize::new(0),
+            stuck: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            received: AtomicU64::new(0),
+            large_bodies: AtomicUsize::new(0),
+            stopped_at: OnceLock::new(),
+            closed: AtomicBool::new(false),
+            registry: connection::Registry::new(
+                limits.max_connections + limits.stuck_bound + 1,
+                options.read_timeout + options.write_timeout + Duration::from_secs(1),
+            ),
+        });
+        let (notice_sender, notices) = mpsc::channel();
+        let stopper = Stopper {
+            listener: Arc::new(listener.handle),
+            shared: Arc::clone(&shared),
+            notices: notice_sender.clone(),
+        };
+        let bind_error = |source| BindError {
+            addr: local_addr,
+            source,
+        };
+        {
+            let shared = Arc::clone(&shared);
+            let notices = notice_sender.clone();
+            let socket = listener.socket;
+            thread::Builder::new()
+                .name("accept".into())
+                .spawn(move || {
+                    if let Err(error) = accept::run(socket, &shared, limits.max_connections) {
+                        let _ = notices.send(Notice::Failed(error));
+                    }
+                })
+                .map_err(bind_error)?;
+        }
+        {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("stuck-watch".into())
+                .spawn(move || {
+                    if let Some(error) = connection::watch_stuck(&shared, limits.stuck_bound) {
+                        let _ = notice_sender.send(Notice::Failed(error));
+                    }
+                })
+                .map_err(bind_error)?;
+        }
+        log::debug!(
+            "descriptor limit {}: at most {} connections, exit past {} stuck connection threads",
+            limits.descriptors,
+            limits.max_connections,
+            limits.stuck_bound
+        );
+        Ok(Server {
+            local_addr,
+            max_connections: limits.max_connections,
+            stopper,
+            notices,
+            shared,
+        })
+    }
+
+    /// The address the server listens on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The most connections served at once: `MAX_CONNECTIONS`, or what the descriptor
+    /// limit allows.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// A handle that stops the server.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Blocks until the server is stopped, then gives requests in progress up to `grace`
+    /// to be answered.
+    ///
+    /// # Errors
+    /// The server cannot go on serving: the listener failed for good, or too many
+    /// connection threads are stuck inside tiny_http.
+    pub fn wait(self, grace: Duration) -> Result<(), ServeError> {
+        let failure = match self.notices.recv() {
+            Ok(Notice::Failed(error)) => {
+                self.stopper.stop();
+                Some(error)
+            }
+            Ok(Notice::StopRequested) | Err(_) => None,
+        };
+        let shared = &self.shared;
+        let stopped_at = *shared.stopped_at.get().unwrap_or(&Instant::now());
+        let deadline = stopped_at + grace;
+
+        // Let requests in until a quiet moment (or DRAIN_AT_MOST), then close the door.
+        let mut seen = shared.received.load(Ordering::SeqCst);
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline {
+            let received = shared.received.load(Ordering::SeqCst);
+            if received != seen {
+                seen = received;
+                quiet_since = Instant::now();
+            }
+            let idle = shared.busy.load(Ordering::SeqCst) == 0;
+            if idle
+                && (quiet_since.elapsed() >= QUIET_BEFORE_CLOSE
+                    || stopped_at.elapsed() >= DRAIN_AT_MOST)
+            {
+                break;
+            }
+            thread::sleep(STOP_POLL);
+        }
+        // A connection thread counts itself busy before it looks at `closed`, and this
+        // looks at `busy` after setting it: either the request sees the door closed, or
+        // the wait below sees the request.
+        shared.closed.store(true, Ordering::SeqCst);
+        while shared.busy.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(STOP_POLL);
+        }
+        let busy = shared.busy.load(Ordering::SeqCst);
+        if busy > 0 {
+            log::warn!("stopping with {busy} request(s) still in progress after {grace:?}");
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
