@@ -16,8 +16,9 @@ from collections import defaultdict
 
 TICK = os.sysconf("SC_CLK_TCK")
 BASELINE = "baseline"
-# The targets the issue sets goals for: name -> minimum ratio to the baseline's req/s.
-RATIO_GOALS = {"/new-call": 0.9, "/on-hangup": 0.8}
+# The goals for serving each connection on its own thread, against tiny_http's own accept
+# thread and queue: name -> minimum ratio to the baseline's req/s.
+RATIO_GOALS = {"/new-call": 1.2, "/on-hangup": 1.1}
 RSS_GOAL_MB = 10.0
 VERIFIED, UNVERIFIED = "/new-call verified", "/new-call"
 # wrk's connections: at most this many requests per run are answered after wrk stops counting.

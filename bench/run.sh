@@ -16,8 +16,9 @@
 # unless run with --install (then: apt-get install wrk). Loopback only; about 6 minutes.
 #
 # Settings (environment): BENCH_ROUNDS=5, BENCH_DURATION=10s, BENCH_WARMUP=2s,
-# BENCH_THREADS=2, BENCH_CONNECTIONS=32, BENCH_STARTS=20, WORKERS (default: the server's
-# own, the number of CPUs but at least 4; both servers get the same). --quick: 1 round of
+# BENCH_THREADS=2, BENCH_CONNECTIONS=32, BENCH_STARTS=20, WORKERS (the baseline's worker
+# threads; default: the number of CPUs but at least 4, as the server had before it served
+# each connection on its own thread). --quick: 1 round of
 # 3 s, 5 starts (a smoke test, not a measurement).
 set -euo pipefail
 
@@ -107,8 +108,11 @@ start_server() {
   PORT="$(free_port)"
   mkdir -p "$WORK/cwd"
   # shellcheck disable=SC2086 # env_vars is a list of NAME=value words
+  local workers=""
+  [[ "$kind" == baseline ]] && workers="WORKERS=$WORKERS"
+  # shellcheck disable=SC2086 # workers is empty or one NAME=value word
   (cd "$WORK/cwd" && exec env -i PATH="$PATH" LISTEN_ADDR="127.0.0.1:$PORT" \
-    WORKERS="$WORKERS" $env_vars "$bin" >"$out" 2>"$WORK/server.log") &
+    $workers $env_vars "$bin" >"$out" 2>"$WORK/server.log") &
   SERVER_PID=$!
   local tries=0
   until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
@@ -214,12 +218,12 @@ done
 
 # ---- start-up, size, signature cost -----------------------------------------------------
 echo "start-up: $STARTS starts each..." >&2
-startup() { # ENV_LINES BIN
-  printf '%s\n' $1 "WORKERS=$WORKERS" >"$WORK/startup.env"
+startup() { # ENV_LINES BIN [MORE_ENV_LINES]
+  printf '%s\n' $1 ${3:-} >"$WORK/startup.env"
   python3 "$BENCH/startup.py" "$STARTS" "$WORK/startup.env" -- "$2"
 }
 {
-  echo "startup baseline $(startup "" "$BASELINE_BIN")"
+  echo "startup baseline $(startup "" "$BASELINE_BIN" "WORKERS=$WORKERS")"
   echo "startup app-verification-off $(startup "SKIP_SIGNATURE_VERIFICATION=true" "$APP_BIN")"
   echo "startup app-verification-on $(startup "SKIP_SIGNATURE_VERIFICATION=false" "$APP_BIN")"
   for bin in app baseline; do
