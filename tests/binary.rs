@@ -307,7 +307,7 @@ fn a_client_that_keeps_sending_cannot_hold_the_stop_open() {
     server.signal("TERM");
     let (status, took) = server.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
-    // The workers stop taking requests 1 s after the signal, busy or not.
+    // Requests are let in for at most 1 s after the signal, busy client or not.
     assert!(
         took < Duration::from_millis(2500),
         "took {took:?} with a busy keep-alive client"

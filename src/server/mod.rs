@@ -3,8 +3,8 @@
 //! This is the only module that names tiny_http's types. tiny_http parses requests and
 //! writes answers; everything around that is ours, because tiny_http's own accept thread,
 //! thread pool and request queue could not be made safe on a public URL (it has no
-//! timeouts, its accept thread ends on the first failed `accept()`, and one client could
-//! hold the shared workers). Here:
+//! timeouts, its accept thread ends on the first failed `accept()`, and a few clients
+//! could hold every shared worker). Here:
 //!
 //! - [`listener`] opens the socket with read and write timeouts that every accepted
 //!   connection inherits, and finds the descriptor budget.
