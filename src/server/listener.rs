@@ -54,9 +54,12 @@ pub struct Bound {
     pub local_addr: SocketAddr,
 }
 
-/// Connections waiting to be accepted; the kernel caps it at `net.core.somaxconn`. A deep
-/// queue lets connections wait while `MAX_CONNECTIONS` are open instead of being refused.
-const BACKLOG: i32 = 1024;
+/// Connections waiting to be accepted: as many as the kernel allows (it caps the value at
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4). When the queue is full, a new
+/// connection's SYN is dropped and the client sends it again only after 1 s, then 3 s, so
+/// a burst of connections larger than the queue waits seconds for nothing; and while
+/// `MAX_CONNECTIONS` are open, connections wait here instead of being refused.
+const BACKLOG: i32 = i32::MAX;
 
 /// Opens the listening socket. The options are set before `listen()`, so that Linux
 /// copies them to every accepted socket: the timeouts reach sockets that only tiny_http
