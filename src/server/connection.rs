@@ -14,7 +14,7 @@
 use std::fmt::Display;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -40,21 +40,41 @@ where
     C: Iterator<Item = Result<Request, E>> + Send + 'static,
     E: Display,
 {
+    // Counted before the thread runs, so the accept loop sees it at once; the thread gives
+    // it back when it ends, also by a panic inside tiny_http.
     shared.open.fetch_add(1, Ordering::SeqCst);
     let for_thread = Arc::clone(shared);
     let started = thread::Builder::new()
         .name("connection".into())
         .stack_size(STACK_SIZE)
         .spawn(move || {
+            let _open = Counted::adopt(&for_thread.open);
             serve(connection, &for_thread);
-            for_thread.open.fetch_sub(1, Ordering::SeqCst);
         });
-    match started {
-        Ok(_) => Ok(()),
-        Err(error) => {
-            shared.open.fetch_sub(1, Ordering::SeqCst);
-            Err(error)
-        }
+    if started.is_err() {
+        shared.open.fetch_sub(1, Ordering::SeqCst);
+    }
+    started.map(drop)
+}
+
+/// One unit of a counter, given back when dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(counter: &'a AtomicUsize) -> Counted<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Counted(counter)
+    }
+
+    /// Takes over a unit counted elsewhere.
+    fn adopt(counter: &'a AtomicUsize) -> Counted<'a> {
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -83,7 +103,7 @@ where
             }
             Some(Ok(request)) => request,
         };
-        shared.busy.fetch_add(1, Ordering::SeqCst);
+        let busy = Counted::new(&shared.busy);
         shared.received.fetch_add(1, Ordering::Relaxed);
         let keep_serving = if shared.closed.load(Ordering::SeqCst) {
             let reply = Reply::text(503, "the server is stopping; try again in a moment");
@@ -92,7 +112,7 @@ where
         } else {
             handle(shared, request)
         };
-        shared.busy.fetch_sub(1, Ordering::SeqCst);
+        drop(busy);
         if !keep_serving {
             return;
         }
