@@ -121,6 +121,8 @@ def summarize(probes):
         "total": len(probes),
         "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "max_ms": round(max(latencies), 1) if latencies else None,
+        # The bound a normal event must be answered within, during and after an attack.
+        "over_100ms": sum(ms > 100 for ms in latencies),
         "failures": dict(failures),
     }
 
@@ -601,6 +603,12 @@ def run_scenario(name, args, hard_limit):
     return data
 
 
+def slow(probes):
+    """How many probes took over 100 ms, when any did."""
+    count = probes.get("over_100ms", 0)
+    return f" ({count} > 100 ms)" if count else ""
+
+
 def table(results):
     def cell(text):
         return str(text).replace("|", "\\|").replace("\n", " ")
@@ -637,8 +645,9 @@ def table(results):
         end = data["end"] if len(data["end"]) <= 200 else data["end"][:197] + "..."
         rows.append(
             f"| {data['scenario']} (nofile {data['nofile']}) | {cell(end)} "
-            f"| {during['answered']}/{during['total']}, {during['p50_ms']}/{during['max_ms']} "
-            f"| {after['answered']}/{after['total']}, {after['max_ms']} "
+            f"| {during['answered']}/{during['total']}, {during['p50_ms']}/{during['max_ms']}"
+            f"{slow(during)} "
+            f"| {after['answered']}/{after['total']}, {after['max_ms']}{slow(after)} "
             f"| {triple(data, 'threads')} | {triple(data, 'fds')} | {memory} | {cell(note)} |"
         )
     return "\n".join(rows)
