@@ -343,6 +343,40 @@ fn stuck_connection_threads_past_the_bound_end_the_process_with_a_message() {
     );
 }
 
+/// Near the bound, deadlocked threads are told from live ones by what they wait on (a
+/// futex, not the socket), so the process exits within seconds instead of after both
+/// timeouts (21 s by default), before the stuck threads take every descriptor.
+#[test]
+fn past_the_bound_the_stuck_threads_are_found_within_seconds() {
+    // ulimit -n 96: a bound of 16 stuck threads; the default 10 s timeouts.
+    let (mut child, addr, receiver) = start_limited(96, &[]);
+    let started = Instant::now();
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .unwrap();
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "not found within 8 s: {:#?}",
+            receiver.try_iter().collect::<Vec<_>>()
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    let log: Vec<String> = receiver.try_iter().collect();
+    assert_eq!(status.code(), Some(1), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("20 connection threads are stuck")),
+        "{log:#?}"
+    );
+}
+
 /// Runs the binary under `ulimit -n {limit}` (soft and hard, so it cannot raise it), with
 /// signature checks off and `vars`.
 fn start_limited(limit: u32, vars: &[(&str, &str)]) -> (Child, SocketAddr, mpsc::Receiver<String>) {

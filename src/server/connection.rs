@@ -14,7 +14,7 @@
 use std::fmt::Display;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -207,10 +207,12 @@ fn mentions_upgrade(connection: &str) -> bool {
 }
 
 /// Where each connection thread is: a slot per thread, holding when the thread went into
-/// tiny_http (milliseconds since `epoch`, plus one), or 0 while it runs our code.
+/// tiny_http (milliseconds since `epoch`, plus one), or 0 while it runs our code; and the
+/// thread's id in the kernel, to look at what it waits for.
 pub struct Registry {
     epoch: Instant,
     slots: Box<[AtomicU64]>,
+    thread_ids: Box<[AtomicU32]>,
     free: Mutex<Vec<usize>>,
     /// Inside tiny_http for longer than this, a thread is stuck: reading a head gives up
     /// after the read timeout, and answering a bad one after the write timeout.
@@ -223,17 +225,22 @@ impl Registry {
         Registry {
             epoch: Instant::now(),
             slots: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            thread_ids: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
             free: Mutex::new((0..capacity).rev().collect()),
             stuck_after,
         }
     }
 
+    /// A slot for the calling thread.
     fn claim(&self) -> Slot<'_> {
         let index = self
             .free
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
+        if let Some(index) = index {
+            self.thread_ids[index].store(current_thread_id().unwrap_or(0), Ordering::Relaxed);
+        }
         Slot {
             registry: self,
             index,
@@ -244,16 +251,59 @@ impl Registry {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
     }
 
-    /// Threads inside tiny_http for longer than `stuck_after`.
-    pub fn count_stuck(&self) -> usize {
+    /// Threads inside tiny_http for longer than `stuck_after`; with `look_closer`, also
+    /// those inside for over [`FUTEX_GRACE`] that wait on a futex.
+    ///
+    /// A live connection thread inside tiny_http waits on its socket; the deadlocked ones
+    /// wait on a channel, that is a futex. Linux tells which in
+    /// `/proc/self/task/TID/syscall`, so they can be counted at once instead of after
+    /// `stuck_after`. Reading a file per waiting thread is not free, so the caller asks
+    /// for it only when the count matters.
+    pub fn count_stuck(&self, look_closer: bool) -> usize {
         let now = self.now();
-        let after = u64::try_from(self.stuck_after.as_millis()).unwrap_or(u64::MAX);
+        let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let (after, grace) = (millis(self.stuck_after), millis(FUTEX_GRACE));
         self.slots
             .iter()
-            .map(|slot| slot.load(Ordering::Relaxed))
-            .filter(|&entered| entered != 0 && now - entered > after)
+            .zip(self.thread_ids.iter())
+            .filter(|(slot, thread_id)| {
+                let entered = slot.load(Ordering::Relaxed);
+                if entered == 0 {
+                    return false;
+                }
+                let inside = now - entered;
+                inside > after
+                    || (look_closer
+                        && inside > grace
+                        && waits_on_futex(thread_id.load(Ordering::Relaxed)))
+            })
             .count()
     }
+}
+
+/// A thread inside tiny_http may wait on a lock for a moment (the log's, say); one that
+/// waits on a futex for longer is taken for deadlocked.
+const FUTEX_GRACE: Duration = Duration::from_secs(1);
+
+/// The kernel's id of the calling thread, from `/proc/thread-self` (`PID/task/TID`).
+fn current_thread_id() -> Option<u32> {
+    std::fs::read_link("/proc/thread-self")
+        .ok()?
+        .file_name()?
+        .to_str()?
+        .parse()
+        .ok()
+}
+
+/// Whether thread `thread_id` of this process is blocked in the futex system call.
+fn waits_on_futex(thread_id: u32) -> bool {
+    if thread_id == 0 {
+        return false;
+    }
+    std::fs::read_to_string(format!("/proc/self/task/{thread_id}/syscall"))
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<i64>().ok())
+        .is_some_and(|number| number == libc::SYS_futex)
 }
 
 /// A connection thread's place in the [`Registry`]; `None` if the registry is full,
@@ -281,6 +331,7 @@ impl Drop for Slot<'_> {
     fn drop(&mut self) {
         if let Some(index) = self.index {
             self.registry.slots[index].store(0, Ordering::Relaxed);
+            self.registry.thread_ids[index].store(0, Ordering::Relaxed);
             self.registry
                 .free
                 .lock()
@@ -300,7 +351,9 @@ pub fn watch_stuck(shared: &Shared, bound: usize) -> Option<ServeError> {
     let mut logged_at: Option<Instant> = None;
     while shared.stopped_at.get().is_none() {
         thread::sleep(WATCH_EVERY);
-        let stuck = shared.registry.count_stuck();
+        // Only near the bound does an exact count matter enough to look at every thread.
+        let look_closer = shared.open.load(Ordering::SeqCst) > bound;
+        let stuck = shared.registry.count_stuck(look_closer);
         shared.stuck.store(stuck, Ordering::SeqCst);
         if stuck > bound {
             return Some(ServeError::Stuck {
@@ -341,17 +394,50 @@ mod tests {
         inside.entering_tiny_http();
         outside.entering_tiny_http();
         outside.back();
-        assert_eq!(registry.count_stuck(), 0, "not yet past the bound");
+        assert_eq!(registry.count_stuck(false), 0, "not yet past the bound");
         thread::sleep(Duration::from_millis(60));
-        assert_eq!(registry.count_stuck(), 1);
+        assert_eq!(registry.count_stuck(false), 1);
         drop(inside);
         assert_eq!(
-            registry.count_stuck(),
+            registry.count_stuck(false),
             0,
             "a thread that ends frees its slot"
         );
         let again = registry.claim();
         assert!(again.index.is_some(), "the freed slot is taken again");
         assert!(registry.claim().index.is_none(), "both slots are taken");
+    }
+
+    /// The deadlock waits on a channel: a thread blocked receiving from one is seen waiting
+    /// on a futex; a sleeping one and a running one are not.
+    #[test]
+    fn a_thread_waiting_on_a_channel_is_seen_waiting_on_a_futex() {
+        let spawn_waiting = |wait: fn(std::sync::mpsc::Receiver<()>)| {
+            let (stop, receiver) = std::sync::mpsc::channel::<()>();
+            let (id_sender, id) = std::sync::mpsc::channel();
+            let handle = thread::spawn(move || {
+                id_sender.send(current_thread_id()).unwrap();
+                wait(receiver);
+            });
+            let id = id.recv().unwrap().expect("Linux has /proc/thread-self");
+            (stop, handle, id)
+        };
+        let (stop_receiving, receiving, receiving_id) = spawn_waiting(|receiver| {
+            let _ = receiver.recv();
+        });
+        let (stop_sleeping, sleeping, sleeping_id) = spawn_waiting(|_| {
+            thread::sleep(Duration::from_millis(300));
+        });
+        thread::sleep(Duration::from_millis(100));
+        assert!(waits_on_futex(receiving_id));
+        assert!(!waits_on_futex(sleeping_id));
+        assert!(
+            !waits_on_futex(current_thread_id().unwrap()),
+            "this thread runs"
+        );
+        assert!(!waits_on_futex(0));
+        drop((stop_receiving, stop_sleeping));
+        receiving.join().unwrap();
+        sleeping.join().unwrap();
     }
 }
