@@ -244,11 +244,15 @@ class Run:
         self.peak = {}
         self.last_seen = None
         self.attack_ended = None
+        self.attack_started = None
         self.stopping = threading.Event()
 
     def _sample(self):
         while not self.stopping.wait(0.1):
             snapshot = self.server.snapshot()
+            if not snapshot and "exited_after_s" not in self.data and not self.server.alive():
+                # How long the server lasted, from the start of the attack.
+                self.data["exited_after_s"] = round(now() - self.attack_started, 1)
             if snapshot:
                 self.last_seen = snapshot
                 for key, value in snapshot.items():
@@ -263,6 +267,7 @@ class Run:
     @contextlib.contextmanager
     def attack(self):
         """Probes and samples while the block runs; the attack ends when it is left."""
+        self.attack_started = now()
         threading.Thread(target=self._sample, daemon=True).start()
         probes, done = [], threading.Event()
         prober = threading.Thread(target=self._probe_on, args=(probes, done), daemon=True)
@@ -643,6 +648,8 @@ def table(results):
         if data.get("stopped") and not data["stopped"].startswith("exit 0"):
             note += f"; stop: {data['stopped']}"
         end = data["end"] if len(data["end"]) <= 200 else data["end"][:197] + "..."
+        if "exited_after_s" in data:
+            end = f"(after {data['exited_after_s']} s) {end}"
         rows.append(
             f"| {data['scenario']} (nofile {data['nofile']}) | {cell(end)} "
             f"| {during['answered']}/{during['total']}, {during['p50_ms']}/{during['max_ms']}"

@@ -8,8 +8,9 @@
 //! `HTTP/2.0` or `HTTP/3.0` makes its `ClientConnection::next` wait forever on its own
 //! second response writer (see `docs/limits.md`). No socket timeout reaches a thread
 //! waiting on a channel, so the [`Registry`] notes when each thread went into tiny_http;
-//! [`watch_stuck`] counts those inside for longer than any live client can keep them, and
-//! past a bound the server exits for a supervisor to restart it.
+//! [`watch_stuck`] counts those inside for longer than any live client can keep them (and,
+//! near the bound, those waiting there on a futex), and past the bound the server exits
+//! for a supervisor to restart it.
 
 use std::fmt::Display;
 use std::io;
