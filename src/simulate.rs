@@ -25,7 +25,8 @@ const DEFAULT_RING: Duration = Duration::from_millis(1000);
 const DEFAULT_TALK: Duration = Duration::from_millis(2000);
 /// Long pauses only make a forgotten simulator hang; a minute is more than any demo needs.
 const MAX_PAUSE_MS: u64 = 60_000;
-/// sipgate gives up on an answer after ten seconds (spec §5, ISSUE#32).
+/// sipgate gives up on an answer after ten seconds (sipgate staff in
+/// https://github.com/sipgate/sipgate.io/issues/32).
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// All real answers are a few hundred bytes; this only stops a runaway server.
 const MAX_ANSWER_BYTES: u64 = 64 * 1024;
@@ -34,7 +35,8 @@ const MAX_SHOWN_LINES: usize = 30;
 /// The fixed user ids of the simulated account, in sipgate's format.
 const USER_ID: &str = "w0";
 const FULL_USER_ID: &str = "1234567w0";
-/// sipgate redirects an incoming call to at most five numbers (spec §3.2).
+/// sipgate redirects an incoming call to at most five numbers ("up to 5 targets", sipgate's
+/// Push API reference, https://github.com/sipgate/docs `docs/push-api/api-reference.md`).
 const MAX_DIAL_NUMBERS: usize = 5;
 
 /// Why the simulation stopped early.
@@ -188,8 +190,9 @@ impl Direction {
 }
 
 /// Whether sipgate sends `answer` before a hangup with this cause. A forwarded leg is not
-/// answered either: in the real capture (spec §2.5, ISSUE#134) the hangup with
-/// `cause=forwarded` follows the newCall directly and carries no answeringNumber.
+/// answered either: in a real capture (https://github.com/sipgate/sipgate.io/issues/134),
+/// the hangup with `cause=forwarded` follows the newCall directly and carries no
+/// answeringNumber.
 fn was_answered(cause: &HangupCause) -> bool {
     *cause == HangupCause::NormalClearing
 }
@@ -336,8 +339,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Err
     })))
 }
 
-/// sipgate sends numbers as E.164 digits without `+` (spec §1); a `+` here would make
-/// the simulation unlike any real call.
+/// sipgate sends numbers as E.164 digits without `+` (its Push API reference); a `+` here
+/// would make the simulation unlike any real call.
 fn check_number(option: &str, value: &str, alternative: &str) -> Result<(), Error> {
     if !value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(());
@@ -524,7 +527,7 @@ pub struct ResponseXml {
     pub actions: Vec<Action>,
 }
 
-/// One child of `<Response>` (spec §3.2).
+/// One child of `<Response>`: an action of sipgate's Push API reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Dial {
@@ -634,7 +637,8 @@ impl ResponseXml {
     }
 }
 
-/// Checks an answer body against what sipgate accepts (spec §3) and reads it.
+/// Checks an answer body against what sipgate accepts (the XML of its Push API reference)
+/// and reads it.
 ///
 /// # Errors
 /// One sentence saying what is wrong, with the line and column for syntax errors.
