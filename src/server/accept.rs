@@ -49,9 +49,7 @@ fn classify(error: &io::Error) -> Failure {
         return Failure::Retry;
     }
     match error.raw_os_error() {
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EAGAIN) => {
-            Failure::Starved
-        }
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => Failure::Starved,
         // accept(2), Linux: errors already pending on the new connection are reported by
         // accept() and should be treated like EAGAIN; EPERM is a firewall's refusal.
         Some(

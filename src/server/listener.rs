@@ -140,8 +140,7 @@ impl Limits {
         };
         let limits = Limits::from_descriptors(descriptors, configured);
         if let Some(wanted) = configured {
-            let room = Limits::from_descriptors(descriptors, None).max_connections;
-            if wanted > room {
+            if wanted > connections_allowed(descriptors) {
                 log::warn!(
                     "MAX_CONNECTIONS={wanted} needs {} descriptors, but the open-file limit is {descriptors}; \
                      connections past that wait to be accepted. Raise `ulimit -n` (LimitNOFILE= in a systemd unit)",
@@ -154,9 +153,7 @@ impl Limits {
 
     /// The limits for a descriptor limit of `descriptors`; pure, for the tests.
     pub fn from_descriptors(descriptors: u64, configured: Option<usize>) -> Limits {
-        let connections =
-            descriptors.saturating_sub(RESERVED_DESCRIPTORS) / DESCRIPTORS_PER_CONNECTION;
-        let connections = usize::try_from(connections).unwrap_or(usize::MAX).max(1);
+        let connections = connections_allowed(descriptors);
         Limits {
             descriptors,
             max_connections: configured
@@ -164,6 +161,12 @@ impl Limits {
             stuck_bound: (connections / 2).max(1),
         }
     }
+}
+
+/// How many connections `descriptors` hold, after the reserve; at least one.
+fn connections_allowed(descriptors: u64) -> usize {
+    let connections = descriptors.saturating_sub(RESERVED_DESCRIPTORS) / DESCRIPTORS_PER_CONNECTION;
+    usize::try_from(connections).unwrap_or(usize::MAX).max(1)
 }
 
 #[cfg(test)]
@@ -186,6 +189,8 @@ mod tests {
         let limits = Limits::from_descriptors(1 << 20, None);
         assert_eq!(limits.max_connections, DEFAULT_MAX_CONNECTIONS_CAP);
         assert_eq!(limits.stuck_bound, ((1 << 20) - 32) / 4);
+        // The room a setting is checked against is what the descriptors hold, not the cap.
+        assert_eq!(connections_allowed(1 << 20), ((1 << 20) - 32) / 2);
         assert_eq!(
             Limits::from_descriptors(1024, Some(5000)).max_connections,
             5000
