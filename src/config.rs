@@ -63,7 +63,8 @@ pub struct Variable {
     pub meaning: &'static str,
 }
 
-/// Every variable the program reads, in the order `--help` lists them.
+/// Every variable the program reads, in the order `--help` lists them. Where a default is a
+/// value, it is parsed like a value the user set, so this table is the only place it is written.
 pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "WEBHOOK_URL",
@@ -175,80 +176,76 @@ impl Config {
     /// The first variable whose value cannot be used.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        let get_or_default = |name: &str| get(name).unwrap_or_else(|| default_of(name).to_owned());
         let invalid = |var: &'static str, value: &str, expected: &str| ConfigError {
             var,
             value: value.to_owned(),
             expected: expected.to_owned(),
         };
 
-        let webhook_url = match get("WEBHOOK_URL") {
-            None => WebhookUrl::parse("http://localhost:8080").expect("the default URL is valid"),
-            Some(value) => WebhookUrl::parse(&value)
-                .map_err(|problem| invalid("WEBHOOK_URL", &value, &problem))?,
-        };
+        let value = get_or_default("WEBHOOK_URL");
+        let webhook_url = WebhookUrl::parse(&value)
+            .map_err(|problem| invalid("WEBHOOK_URL", &value, &problem))?;
 
-        let listen_addr = match get("LISTEN_ADDR") {
-            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-            Some(value) => value.parse().map_err(|_| {
-                invalid(
-                    "LISTEN_ADDR",
-                    &value,
-                    "an IP address and port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
-                )
-            })?,
-        };
+        let value = get_or_default("LISTEN_ADDR");
+        let listen_addr = value.parse().map_err(|_| {
+            invalid(
+                "LISTEN_ADDR",
+                &value,
+                "an IP address and port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+            )
+        })?;
 
-        let skip_signature_verification = match get("SKIP_SIGNATURE_VERIFICATION") {
-            None => false,
-            Some(value) => parse_bool(&value).ok_or_else(|| {
-                invalid(
-                    "SKIP_SIGNATURE_VERIFICATION",
-                    &value,
-                    "true or false (also 1/0, yes/no)",
-                )
-            })?,
-        };
+        let value = get_or_default("SKIP_SIGNATURE_VERIFICATION");
+        let skip_signature_verification = parse_bool(&value).ok_or_else(|| {
+            invalid(
+                "SKIP_SIGNATURE_VERIFICATION",
+                &value,
+                "true or false (also 1/0, yes/no)",
+            )
+        })?;
 
         let public_key_file = get("SIPGATE_PUBLIC_KEY_FILE").map(PathBuf::from);
 
         // A whole number from 1 to `max`; `unit` says what it counts, for the error.
-        let number = |var: &'static str, default: usize, max: usize, unit: &str| match get(var) {
-            None => Ok(default),
-            Some(value) => parse_in_range(&value, 1, max).ok_or_else(|| {
+        let number_in = |var: &'static str, value: String, max: usize, unit: &str| {
+            parse_in_range(&value, 1, max).ok_or_else(|| {
                 invalid(
                     var,
                     &value,
                     &format!("a whole number {unit}from 1 to {max}"),
                 )
-            }),
+            })
+        };
+        let number = |var: &'static str, max: usize, unit: &str| {
+            number_in(var, get_or_default(var), max, unit)
         };
 
         let seconds = |var: &'static str| {
-            number(var, 10, MAX_TIMEOUT_SECONDS, "of seconds ")
-                .map(|n| Duration::from_secs(n as u64))
+            number(var, MAX_TIMEOUT_SECONDS, "of seconds ").map(|n| Duration::from_secs(n as u64))
         };
         let read_timeout = seconds("READ_TIMEOUT_SECONDS")?;
         let write_timeout = seconds("WRITE_TIMEOUT_SECONDS")?;
+        // The default depends on the open-file limit, which only the server finds out.
         let max_connections = match get("MAX_CONNECTIONS") {
             None => None,
-            Some(_) => Some(number("MAX_CONNECTIONS", 0, MAX_CONNECTIONS_LIMIT, "")?),
+            Some(value) => Some(number_in(
+                "MAX_CONNECTIONS",
+                value,
+                MAX_CONNECTIONS_LIMIT,
+                "",
+            )?),
         };
-        let max_body_bytes = number("MAX_BODY_BYTES", 65536, MAX_BODY_LIMIT, "of bytes ")?;
+        let max_body_bytes = number("MAX_BODY_BYTES", MAX_BODY_LIMIT, "of bytes ")?;
 
-        let event_format = match get("EVENT_FORMAT") {
-            None => EventFormat::Text,
-            Some(value) => value
-                .parse()
-                .map_err(|()| invalid("EVENT_FORMAT", &value, "text or json"))?,
-        };
+        let value = get_or_default("EVENT_FORMAT");
+        let event_format = value
+            .parse()
+            .map_err(|()| invalid("EVENT_FORMAT", &value, "text or json"))?;
 
-        let call_ttl_seconds = number(
-            "CALL_TTL_SECONDS",
-            14_400,
-            MAX_CALL_TTL_SECONDS,
-            "of seconds ",
-        )? as u64;
-        let max_tracked_calls = number("MAX_TRACKED_CALLS", 10_000, MAX_TRACKED_CALLS_LIMIT, "")?;
+        let call_ttl_seconds =
+            number("CALL_TTL_SECONDS", MAX_CALL_TTL_SECONDS, "of seconds ")? as u64;
+        let max_tracked_calls = number("MAX_TRACKED_CALLS", MAX_TRACKED_CALLS_LIMIT, "")?;
 
         Ok(Config {
             webhook_url,
@@ -269,6 +266,19 @@ impl Config {
                 .collect(),
         })
     }
+}
+
+/// The default of a variable in [`VARIABLES`].
+///
+/// # Panics
+/// If `name` is not in the table: a typo in the program, caught by the tests.
+#[must_use]
+pub fn default_of(name: &str) -> &'static str {
+    VARIABLES
+        .iter()
+        .find(|variable| variable.name == name)
+        .map(|variable| variable.default)
+        .unwrap_or_else(|| panic!("{name} is not in VARIABLES"))
 }
 
 fn parse_bool(value: &str) -> Option<bool> {

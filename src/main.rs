@@ -7,7 +7,7 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use sipgateio_callevents::config::{Config, VARIABLES};
+use sipgateio_callevents::config::{Config, VARIABLES, default_of};
 use sipgateio_callevents::output::EventSink;
 use sipgateio_callevents::router::{App, paths};
 use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
@@ -79,7 +79,10 @@ fn run() -> Result<(), Failure> {
             )));
         }
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(default_of("RUST_LOG")),
+    )
+    .init();
 
     let config = Config::from_env().map_err(Failure::usage)?;
     let verifier = if config.skip_signature_verification {
