@@ -136,6 +136,9 @@ if [[ "$PROFILER" == syscalls ]]; then
   perf stat -x, -o "$WORK/stat.csv" -e "$events" -p "$SERVER_PID" &
   STAT_PID=$!
   load "${SECONDS_TO_RECORD}s" | grep '^BENCH' >"$WORK/wrk.txt"
+  # A connection thread's counts reach its process's counters only when the thread ends:
+  # give the threads of the connections wrk just closed time to end.
+  sleep 1
   kill -INT "$STAT_PID"
   wait "$STAT_PID" || true
   stop_server
