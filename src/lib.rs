@@ -7,6 +7,7 @@
 pub mod calls;
 pub mod config;
 pub mod event;
+pub mod form;
 pub mod output;
 pub mod router;
 pub mod server;

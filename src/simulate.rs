@@ -13,7 +13,8 @@ use std::thread;
 use std::time::{Duration, SystemTime};
 
 use crate::config::WebhookUrl;
-use crate::event::{HangupCause, Printable};
+use crate::event::HangupCause;
+use crate::output::Printable;
 use crate::router::paths;
 
 const DEFAULT_URL: &str = "http://localhost:8080";

@@ -1,33 +1,21 @@
-//! Where accepted events go: one line each on stdout, as text for people or as JSON for
-//! programs.
-//!
-//! A writer thread owns stdout, so a handler never waits on it: a terminal paused with
-//! Ctrl-S or a pipe nobody reads must not stop the server from answering sipgate. Lines
-//! wait in a bounded buffer, which the writer takes whole. When stdout fails (closed), has
-//! blocked for over a second (nobody reads it), or the buffer is full, the line goes to
-//! the error log on stderr instead, so an event is never lost without a trace.
+//! The writer thread that owns stdout, and the queue that feeds it.
 
-use std::fmt::{self, Write as _};
 use std::io::{self, Write};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::calls::CallSummary;
-use crate::event::CallEvent;
+use super::EventFormat;
 use crate::router::Accepted;
 
 /// Lines that may wait for a slow stdout before further ones go to the error log.
 const QUEUE_LINES: usize = 8192;
 
 /// After each write the writer waits this long before it takes the next lines, so that
-/// under load one write carries many lines. Woken for every line or two, it cost a
-/// `write` and a context switch each time: about 0.3 of each per request at 25,000
-/// requests/s. A person watching does not see a millisecond.
+/// under load one write carries many lines; woken for every line or two, it made a
+/// `write` and a context switch each time (BENCHMARKS.md, "What closed the gap"). A person
+/// watching does not see a millisecond.
 const GATHER_FOR: Duration = Duration::from_millis(1);
 
 /// A buffer that grew larger than this while stdout was slow is freed after the write.
@@ -36,103 +24,6 @@ const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 /// A write to stdout that has not returned for this long means nobody is reading it;
 /// new lines then go to the error log rather than pile up behind it.
 const STALLED_AFTER: Duration = Duration::from_secs(1);
-
-/// How event lines are written (`EVENT_FORMAT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EventFormat {
-    /// A sentence per event, for a person watching a terminal.
-    #[default]
-    Text,
-    /// One JSON object per line, for `jq`, log shippers and scripts.
-    Json,
-}
-
-impl FromStr for EventFormat {
-    type Err = ();
-
-    fn from_str(value: &str) -> Result<EventFormat, ()> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "text" => Ok(EventFormat::Text),
-            "json" => Ok(EventFormat::Json),
-            _ => Err(()),
-        }
-    }
-}
-
-impl EventFormat {
-    /// The line for `accepted`, without the newline.
-    pub fn line(self, accepted: &Accepted) -> String {
-        match self {
-            EventFormat::Text => text_line(accepted),
-            EventFormat::Json => json_line(accepted),
-        }
-    }
-}
-
-fn text_line(accepted: &Accepted) -> String {
-    // Room for a typical line, so the formatting does not regrow it.
-    let mut line = String::with_capacity(256);
-    let _ = write!(line, "{}", accepted.event);
-    if let Some(summary) = &accepted.summary {
-        let _ = write!(line, ", rang {}", Seconds(summary.rang));
-        match summary.talked {
-            Some(talked) => {
-                let _ = write!(line, ", talked {}", Seconds(talked));
-            }
-            None => line.push_str(", never answered"),
-        }
-    }
-    line
-}
-
-/// A duration as `12.3 s`.
-struct Seconds(Duration);
-
-impl fmt::Display for Seconds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.1} s", self.0.as_secs_f64())
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsonLine<'a> {
-    #[serde(flatten)]
-    event: &'a CallEvent,
-    received_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    answered: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ring_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    talk_seconds: Option<f64>,
-}
-
-fn json_line(accepted: &Accepted) -> String {
-    let summary: Option<&CallSummary> = accepted.summary.as_ref();
-    let line = JsonLine {
-        event: &accepted.event,
-        received_at: rfc3339(accepted.received_utc),
-        answered: summary.map(|s| s.talked.is_some()),
-        ring_seconds: summary.map(|s| millis_as_seconds(s.rang)),
-        talk_seconds: summary.and_then(|s| s.talked).map(millis_as_seconds),
-    };
-    serde_json::to_string(&line)
-        .expect("event fields are strings and numbers, which always serialize")
-}
-
-fn millis_as_seconds(duration: Duration) -> f64 {
-    duration.as_millis() as f64 / 1000.0
-}
-
-/// UTC with millisecond precision, e.g. `2026-11-27T05:40:00.123Z`.
-fn rfc3339(time: SystemTime) -> String {
-    match jiff::Timestamp::try_from(time) {
-        Ok(timestamp) => format!("{timestamp:.3}"),
-        // Only for clocks outside years -9999..=9999.
-        Err(_) => "unknown".to_owned(),
-    }
-}
 
 /// The event-line writer shared by all handler threads.
 #[derive(Clone)]
@@ -318,7 +209,9 @@ fn write_lines(mut out: impl Write, shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calls::CallSummary;
     use crate::event::{self, EventKind};
+    use std::time::SystemTime;
 
     fn accepted(kind: EventKind, body: &str, summary: Option<CallSummary>) -> Accepted {
         Accepted {
@@ -326,73 +219,6 @@ mod tests {
             received_utc: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
             summary,
         }
-    }
-
-    #[test]
-    fn text_hangup_lines_carry_the_durations() {
-        let body = "event=hangup&cause=normalClearing&callId=x";
-        let answered = CallSummary {
-            rang: Duration::from_millis(4_040),
-            talked: Some(Duration::from_millis(65_960)),
-        };
-        let never = CallSummary {
-            rang: Duration::from_millis(12_500),
-            talked: None,
-        };
-        assert_eq!(
-            EventFormat::Text.line(&accepted(EventKind::Hangup, body, Some(answered))),
-            "The call has been hung up, cause normalClearing, callId x, rang 4.0 s, talked 66.0 s"
-        );
-        assert_eq!(
-            EventFormat::Text.line(&accepted(EventKind::Hangup, body, Some(never))),
-            "The call has been hung up, cause normalClearing, callId x, rang 12.5 s, never answered"
-        );
-        assert_eq!(
-            EventFormat::Text.line(&accepted(EventKind::Hangup, body, None)),
-            "The call has been hung up, cause normalClearing, callId x"
-        );
-    }
-
-    #[test]
-    fn json_lines_have_every_field_with_sipgate_names() {
-        let line = EventFormat::Json.line(&accepted(
-            EventKind::NewCall,
-            "event=newCall&direction=in&from=0049&to=492&callId=c&user%5B%5D=A+B&user%5B%5D=&userId%5B%5D=w0",
-            None,
-        ));
-        assert_eq!(
-            line,
-            r#"{"event":"newCall","callId":"c","from":"0049","to":"492","direction":"in","user":["A B",""],"userId":["w0"],"receivedAt":"2026-11-18T11:06:40.123Z"}"#
-        );
-        let summary = CallSummary {
-            rang: Duration::from_millis(4_000),
-            talked: Some(Duration::from_millis(1_250)),
-        };
-        let line = EventFormat::Json.line(&accepted(
-            EventKind::Hangup,
-            "callId=c&cause=busy",
-            Some(summary),
-        ));
-        assert_eq!(
-            line,
-            r#"{"event":"hangup","callId":"c","cause":"busy","receivedAt":"2026-11-18T11:06:40.123Z","answered":true,"ringSeconds":4.0,"talkSeconds":1.25}"#
-        );
-        let line = EventFormat::Json.line(&accepted(EventKind::Dtmf, "callId=c&dtmf=007", None));
-        assert_eq!(
-            line,
-            r#"{"event":"dtmf","callId":"c","dtmf":"007","receivedAt":"2026-11-18T11:06:40.123Z"}"#
-        );
-    }
-
-    #[test]
-    fn hostile_names_give_valid_json_on_one_line() {
-        let body = "from=1&to=2&callId=%22%5C%0A%00%1F&user%5B%5D=%22quoted%22+%5Cback%5Cslash%0D%0Anext&user%5B%5D=%FF%FEbad%C3";
-        let line = EventFormat::Json.line(&accepted(EventKind::NewCall, body, None));
-        assert!(!line.contains('\n'));
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value["callId"], "\"\\\n\u{0}\u{1f}");
-        assert_eq!(value["user"][0], "\"quoted\" \\back\\slash\r\nnext");
-        assert_eq!(value["user"][1], "\u{FFFD}\u{FFFD}bad\u{FFFD}");
     }
 
     /// An in-memory stdout the test can read while the writer thread holds a clone.
@@ -438,12 +264,5 @@ mod tests {
             assert_eq!(numbers, (0..500).collect::<Vec<_>>());
         }
         assert_eq!(text.lines().count(), 2000);
-    }
-
-    #[test]
-    fn format_names_parse_in_any_case() {
-        assert_eq!("JSON".parse(), Ok(EventFormat::Json));
-        assert_eq!(" text ".parse(), Ok(EventFormat::Text));
-        assert_eq!("yaml".parse::<EventFormat>(), Err(()));
     }
 }

@@ -1,0 +1,62 @@
+//! Where accepted events go: one line each on stdout, as text for people or as JSON for
+//! programs.
+//!
+//! A writer thread owns stdout, so a handler never waits on it: a terminal paused with
+//! Ctrl-S or a pipe nobody reads must not stop the server from answering sipgate. Lines
+//! wait in a bounded buffer, which the writer takes whole. When stdout fails (closed), has
+//! blocked for over a second (nobody reads it), or the buffer is full, the line goes to
+//! the error log on stderr instead, so an event is never lost without a trace.
+
+use std::str::FromStr;
+
+use crate::router::Accepted;
+
+mod line;
+mod sink;
+
+pub use line::Printable;
+pub use sink::EventSink;
+
+/// How event lines are written (`EVENT_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventFormat {
+    /// A sentence per event, for a person watching a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for `jq`, log shippers and scripts.
+    Json,
+}
+
+impl FromStr for EventFormat {
+    type Err = ();
+
+    fn from_str(value: &str) -> Result<EventFormat, ()> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(EventFormat::Text),
+            "json" => Ok(EventFormat::Json),
+            _ => Err(()),
+        }
+    }
+}
+
+impl EventFormat {
+    /// The line for `accepted`, without the newline.
+    pub fn line(self, accepted: &Accepted) -> String {
+        match self {
+            EventFormat::Text => line::text(accepted),
+            EventFormat::Json => line::json(accepted),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_parse_in_any_case() {
+        assert_eq!("JSON".parse(), Ok(EventFormat::Json));
+        assert_eq!(" text ".parse(), Ok(EventFormat::Text));
+        assert_eq!("yaml".parse::<EventFormat>(), Err(()));
+    }
+}
