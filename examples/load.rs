@@ -44,9 +44,10 @@ fn main() -> ExitCode {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     // Connections are opened one at a time, each after the previous one's first answer:
-    // tiny_http's thread pool can leave a connection from a burst of new ones without a
-    // thread until another connection ends (README, "Limits"), which would stall it for
-    // the whole run. The load itself is then fully concurrent.
+    // tiny_http's thread pool could leave a connection from a burst of new ones without a
+    // thread until another connection ended (RELIABILITY.md, "Findings since fixed, or
+    // gone"), which would stall it for the whole run. The load itself is then fully
+    // concurrent.
     let workers: Vec<_> = (0..connections)
         .map(|connection| {
             let next = Arc::clone(&next);
