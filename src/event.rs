@@ -1,8 +1,8 @@
 //! sipgate's call events, parsed from their form bodies into typed values. How each one
 //! prints is in [`crate::output`].
 //!
-//! Parsing is liberal where sipgate's API is not pinned down (see the spec's UNCONFIRMED
-//! marks): any parameter order, `user[]` spelled encoded or literally, unknown parameters
+//! Parsing is liberal where sipgate's documentation does not pin the API down
+//! (https://developer.sipgate.io/push-api/api-reference/): any parameter order, `user[]` spelled encoded or literally, unknown parameters
 //! ignored, unknown `cause` and `direction` values kept. Only `callId` (every event) and
 //! `from`/`to` (newCall) are required.
 
