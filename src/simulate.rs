@@ -1183,7 +1183,8 @@ fn decode(raw: &str) -> Result<String, String> {
     while let Some(at) = rest.find('&') {
         decoded.push_str(&rest[..at]);
         rest = &rest[at..];
-        let end = rest[..rest.len().min(12)].find(';');
+        // Bytes, not a slice of the str: the twelfth byte can fall inside a character.
+        let end = rest.bytes().take(12).position(|b| b == b';');
         let reference = end.map(|end| &rest[1..end]);
         let c = match reference {
             Some("amp") => Some('&'),
@@ -2101,6 +2102,14 @@ mod tests {
             .is_ok(),
             "the five-number limit is for incoming calls"
         );
+    }
+
+    #[test]
+    fn references_next_to_multibyte_characters_are_read() {
+        let root = parse_document("<Response onAnswer=\"http://h/a?x=1&amp;y=ééé\"/>").unwrap();
+        assert_eq!(root.attribute("onAnswer"), Some("http://h/a?x=1&y=ééé"));
+        let problem = parse_document("<Response onAnswer=\"http://h/a?x=1&éééééé\"/>").unwrap_err();
+        assert!(problem.contains("a bare & at \"&ééé"), "{problem}");
     }
 
     #[test]
