@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::Error;
 use crate::config::WebhookUrl;
-use crate::event::HangupCause;
+use crate::event::{Direction, HangupCause};
 
 pub(crate) const DEFAULT_URL: &str = "http://localhost:8080";
 const DEFAULT_FROM: &str = "492111234567";
@@ -76,21 +76,6 @@ pub(crate) struct Options {
     pub(crate) ring: Duration,
     /// Between answer and hangup.
     pub(crate) talk: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Direction {
-    In,
-    Out,
-}
-
-impl Direction {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Direction::In => "in",
-            Direction::Out => "out",
-        }
-    }
 }
 
 /// Reads the arguments after `simulate`.

@@ -3,8 +3,8 @@
 
 use std::time::SystemTime;
 
-use super::args::{Direction, Options};
-use crate::event::HangupCause;
+use super::args::Options;
+use crate::event::{Direction, HangupCause};
 
 /// The fixed user ids of the simulated account, in sipgate's format.
 const USER_ID: &str = "w0";
@@ -63,7 +63,7 @@ pub(crate) struct Call {
 impl Call {
     pub(crate) fn new(options: &Options, ids: &Ids) -> Call {
         Call {
-            direction: options.direction,
+            direction: options.direction.clone(),
             from: options.from.clone(),
             to: options.to.clone(),
             caller_name: options.caller_name.clone(),

@@ -1,10 +1,9 @@
 //! The check of a newCall or dtmf answer against the XML sipgate accepts, with one sentence
 //! for what is wrong.
 
-use super::args::Direction;
 use super::response::{Action, ResponseXml};
 use super::xml_reader::{Element, parse_document};
-use crate::event::Printable;
+use crate::event::{Direction, Printable};
 
 /// sipgate redirects an incoming call to at most five numbers ("up to 5 targets", sipgate's
 /// Push API reference, https://github.com/sipgate/docs `docs/push-api/api-reference.md`).
@@ -29,7 +28,7 @@ pub(crate) fn check_response(xml: &str, direction: Direction) -> Result<Response
     let on_hangup = url_attribute(&root, "onHangup")?;
     let mut actions = Vec::new();
     for child in &root.children {
-        actions.push(check_action(child, direction)?);
+        actions.push(check_action(child, &direction)?);
     }
     Ok(ResponseXml {
         on_answer,
@@ -38,7 +37,7 @@ pub(crate) fn check_response(xml: &str, direction: Direction) -> Result<Response
     })
 }
 
-fn check_action(element: &Element, direction: Direction) -> Result<Action, String> {
+fn check_action(element: &Element, direction: &Direction) -> Result<Action, String> {
     match element.name.as_str() {
         "Dial" => {
             only_attributes(element, &["callerId", "anonymous"])?;
@@ -100,7 +99,7 @@ fn check_action(element: &Element, direction: Direction) -> Result<Action, Strin
                 (_, true) if element.children.len() > 1 => {
                     Err("<Dial> holds <Voicemail/> more than once".into())
                 }
-                (count, _) if direction == Direction::In && count > MAX_DIAL_NUMBERS => Err(format!(
+                (count, _) if *direction == Direction::In && count > MAX_DIAL_NUMBERS => Err(format!(
                     "<Dial> has {count} <Number>s; sipgate redirects an incoming call to at most {MAX_DIAL_NUMBERS}"
                 )),
                 _ => Ok(Action::Dial {

@@ -6,11 +6,11 @@ use std::thread;
 use std::time::Duration;
 
 use super::Error;
-use super::args::{DEFAULT_URL, Direction, Options};
+use super::args::{DEFAULT_URL, Options};
 use super::bodies::Call;
 use super::check::check_response;
 use super::response::ResponseXml;
-use crate::event::{HangupCause, Printable};
+use crate::event::{Direction, EventKind, HangupCause, Printable};
 use crate::router::paths;
 
 /// sipgate gives up on an answer after ten seconds (sipgate staff in
@@ -52,36 +52,6 @@ struct Answer {
     body: String,
 }
 
-/// Which request of the call this is, for the messages.
-#[derive(Clone, Copy)]
-enum Step {
-    NewCall,
-    Answer,
-    Hangup,
-    Dtmf,
-}
-
-impl Step {
-    fn event(self) -> &'static str {
-        match self {
-            Step::NewCall => "newCall",
-            Step::Answer => "answer",
-            Step::Hangup => "hangup",
-            Step::Dtmf => "dtmf",
-        }
-    }
-
-    /// Where the URL came from.
-    fn source(self) -> &'static str {
-        match self {
-            Step::NewCall => "URL",
-            Step::Answer => "the onAnswer URL of the server's newCall answer",
-            Step::Hangup => "the onHangup URL of the server's newCall answer",
-            Step::Dtmf => "the <Gather onData> URL of the server's newCall answer",
-        }
-    }
-}
-
 pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> Result<(), Error> {
     let agent = agent();
     let say = |out: &mut dyn Write, text: &str| -> Result<(), Error> {
@@ -92,9 +62,11 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
         out,
         &format!(
             "Simulating an {} call from {} to {} against {}, as sipgate would (unsigned)",
-            match call.direction {
+            match &call.direction {
                 Direction::In => "incoming",
                 Direction::Out => "outgoing",
+                // Not reached: parse_args takes in and out only.
+                Direction::Other(other) => other,
             },
             call.from,
             call.to,
@@ -107,11 +79,16 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
     let answer = post(
         &agent,
         out,
-        Step::NewCall,
+        EventKind::NewCall,
         &new_call_url,
         &call.new_call_body(),
     )?;
-    let xml = check_xml_answer(Step::NewCall, &new_call_url, &answer, call.direction)?;
+    let xml = check_xml_answer(
+        EventKind::NewCall,
+        &new_call_url,
+        &answer,
+        call.direction.clone(),
+    )?;
     describe(out, &xml)?;
     let mut sent = vec!["newCall"];
     if xml.on_answer.is_none() && xml.on_hangup.is_none() && xml.gather().is_none() {
@@ -148,10 +125,10 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
                 ),
             )?;
         }
-        let url = followable(Step::Dtmf, on_data)?;
-        let answer = post(&agent, out, Step::Dtmf, url, &call.dtmf_body(&digits))?;
+        let url = followable(EventKind::Dtmf, on_data)?;
+        let answer = post(&agent, out, EventKind::Dtmf, url, &call.dtmf_body(&digits))?;
         if !answer.body.trim().is_empty() {
-            let dtmf_xml = check_xml_answer(Step::Dtmf, url, &answer, call.direction)?;
+            let dtmf_xml = check_xml_answer(EventKind::Dtmf, url, &answer, call.direction.clone())?;
             describe(out, &dtmf_xml)?;
             if ending.is_none() {
                 ending = dtmf_xml.ending_cause().map(|cause| (cause, true));
@@ -178,12 +155,12 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
             if !paused {
                 pause(out, options.ring, "ringing")?;
             }
-            let url = followable(Step::Answer, url)?;
+            let url = followable(EventKind::Answer, url)?;
             // sipgate discards the body of this answer; post() already checked the status.
             post(
                 &agent,
                 out,
-                Step::Answer,
+                EventKind::Answer,
                 url,
                 &call.answer_body(&answering_number),
             )?;
@@ -200,9 +177,9 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
     }
 
     if let Some(url) = &xml.on_hangup {
-        let url = followable(Step::Hangup, url)?;
+        let url = followable(EventKind::Hangup, url)?;
         let body = call.hangup_body(&cause, answered.then_some(answering_number.as_str()));
-        post(&agent, out, Step::Hangup, url, &body)?;
+        post(&agent, out, EventKind::Hangup, url, &body)?;
         sent.push("hangup");
     } else {
         say(
@@ -235,13 +212,23 @@ fn pause(out: &mut dyn Write, duration: Duration, what: &str) -> Result<(), Erro
     Ok(())
 }
 
+/// Where the URL of a request came from, for the messages.
+fn source(step: EventKind) -> &'static str {
+    match step {
+        EventKind::NewCall => "URL",
+        EventKind::Answer => "the onAnswer URL of the server's newCall answer",
+        EventKind::Hangup => "the onHangup URL of the server's newCall answer",
+        EventKind::Dtmf => "the <Gather onData> URL of the server's newCall answer",
+    }
+}
+
 /// The simulator can only follow http URLs; an https one in the server's XML usually means
 /// WEBHOOK_URL is set to the public address, which the simulator cannot (and need not) use.
-fn followable(step: Step, url: &str) -> Result<&str, Error> {
+fn followable(step: EventKind, url: &str) -> Result<&str, Error> {
     if url.to_ascii_lowercase().starts_with("https://") {
         return Err(Error::call(format!(
             "cannot follow {} {url:?}: the simulator speaks plain http only; for a local test start the server without WEBHOOK_URL (it defaults to {DEFAULT_URL}) or with an http:// one",
-            step.source()
+            source(step)
         )));
     }
     Ok(url)
@@ -269,7 +256,7 @@ fn describe(out: &mut dyn Write, xml: &ResponseXml) -> Result<(), Error> {
 fn post(
     agent: &ureq::Agent,
     out: &mut dyn Write,
-    step: Step,
+    step: EventKind,
     url: &str,
     body: &str,
 ) -> Result<Answer, Error> {
@@ -311,7 +298,7 @@ fn post(
         .map_err(|error| {
             Error::call(format!(
                 "could not read the server's answer to {} at {url}: {error}; sipgate needs a complete answer of a few hundred bytes",
-                step.event()
+                step.wire_name()
             ))
         })?;
     let body = String::from_utf8_lossy(&bytes).into_owned();
@@ -353,22 +340,22 @@ fn post(
     if std::str::from_utf8(&bytes).is_err() {
         return Err(Error::call(format!(
             "the server's answer to {} is not UTF-8; send XML in UTF-8",
-            step.event()
+            step.wire_name()
         )));
     }
     Ok(answer)
 }
 
-fn unreachable_message(step: Step, url: &str, error: &ureq::Error) -> String {
+fn unreachable_message(step: EventKind, url: &str, error: &ureq::Error) -> String {
     let what = match step {
-        Step::NewCall => format!("at {url}"),
-        _ => format!("at {url} ({})", step.source()),
+        EventKind::NewCall => format!("at {url}"),
+        _ => format!("at {url} ({})", source(step)),
     };
     let start = format!(
         "start one in another terminal with `SKIP_SIGNATURE_VERIFICATION=true cargo run --release` (or `SKIP_SIGNATURE_VERIFICATION=true sipgateio-callevents`), or pass its URL: sipgateio-callevents simulate http://HOST:PORT; the default is {DEFAULT_URL}"
     );
     let follow_up_hint = match step {
-        Step::NewCall => start,
+        EventKind::NewCall => start,
         _ => "the server's WEBHOOK_URL must be an address at which it can be reached".into(),
     };
     match error {
@@ -380,18 +367,18 @@ fn unreachable_message(step: Step, url: &str, error: &ureq::Error) -> String {
         }
         ureq::Error::HostNotFound => format!(
             "the host of {url} is not found ({}); check the host name",
-            step.source()
+            source(step)
         ),
         ureq::Error::Timeout(_) => format!(
             "no complete answer to {} {what} within {} s; sipgate gives up then and puts the call through without the server's XML: answer faster and close the response",
-            step.event(),
+            step.wire_name(),
             TIMEOUT.as_secs()
         ),
-        other => format!("the {} request {what} failed: {other}", step.event()),
+        other => format!("the {} request {what} failed: {other}", step.wire_name()),
     }
 }
 
-fn refusal_message(step: Step, url: &str, answer: &Answer) -> String {
+fn refusal_message(step: EventKind, url: &str, answer: &Answer) -> String {
     let said = match answer.body.trim() {
         "" => String::new(),
         body => format!(
@@ -400,12 +387,12 @@ fn refusal_message(step: Step, url: &str, answer: &Answer) -> String {
         ),
     };
     let status = answer.status;
-    let event = step.event();
+    let event = step.wire_name();
     let advice = match status {
         403 => "signature verification is on, and the simulator cannot sign its requests (only sipgate has the private key); start the server with SKIP_SIGNATURE_VERIFICATION=true for local testing".to_owned(),
         404 => match step {
-            Step::NewCall => "no route at that path; if the server's WEBHOOK_URL has a path, add it to URL, e.g. simulate http://localhost:8080/PATH".to_owned(),
-            _ => format!("the URL came from {}, so it does not match the server's own routes; check WEBHOOK_URL", step.source()),
+            EventKind::NewCall => "no route at that path; if the server's WEBHOOK_URL has a path, add it to URL, e.g. simulate http://localhost:8080/PATH".to_owned(),
+            _ => format!("the URL came from {}, so it does not match the server's own routes; check WEBHOOK_URL", source(step)),
         },
         400 | 415 => "the server does not accept sipgate's own request format; this is a bug in the server".to_owned(),
         413 => "the body is larger than the server allows; raise MAX_BODY_BYTES".to_owned(),
@@ -417,12 +404,12 @@ fn refusal_message(step: Step, url: &str, answer: &Answer) -> String {
 
 /// A newCall or dtmf answer: sipgate reads it, so it must be XML it accepts.
 fn check_xml_answer(
-    step: Step,
+    step: EventKind,
     url: &str,
     answer: &Answer,
     direction: Direction,
 ) -> Result<ResponseXml, Error> {
-    let event = step.event();
+    let event = step.wire_name();
     if let Some(encoding) = answer
         .content_encoding
         .as_deref()
@@ -466,7 +453,7 @@ mod tests {
             body: body.into(),
         };
         let message = refusal_message(
-            Step::NewCall,
+            EventKind::NewCall,
             "http://l/new-call",
             &answer(403, "forbidden: no signature"),
         );
@@ -478,13 +465,13 @@ mod tests {
             message.contains("start the server with SKIP_SIGNATURE_VERIFICATION=true"),
             "{message}"
         );
-        let message = refusal_message(Step::NewCall, "http://l/new-call", &answer(404, ""));
+        let message = refusal_message(EventKind::NewCall, "http://l/new-call", &answer(404, ""));
         assert!(message.contains("add it to URL"), "{message}");
-        let message = refusal_message(Step::Answer, "http://l/on-answer", &answer(500, ""));
+        let message = refusal_message(EventKind::Answer, "http://l/on-answer", &answer(500, ""));
         assert!(message.contains("failed push"), "{message}");
 
         let error = check_xml_answer(
-            Step::NewCall,
+            EventKind::NewCall,
             "http://l/new-call",
             &answer(200, "<Response/>"),
             Direction::In,
@@ -499,18 +486,18 @@ mod tests {
             content_type: Some("text/xml; charset=utf-8".into()),
             ..answer(200, "<Response/>")
         };
-        assert!(check_xml_answer(Step::NewCall, "u", &xml, Direction::In).is_ok());
+        assert!(check_xml_answer(EventKind::NewCall, "u", &xml, Direction::In).is_ok());
         let gzipped = Answer {
             content_encoding: Some("gzip".into()),
             ..xml
         };
-        let error = check_xml_answer(Step::NewCall, "u", &gzipped, Direction::In).unwrap_err();
+        let error = check_xml_answer(EventKind::NewCall, "u", &gzipped, Direction::In).unwrap_err();
         assert!(error.message.contains("compressed"), "{error}");
     }
 
     #[test]
     fn https_follow_ups_are_refused_with_the_fix() {
-        let error = followable(Step::Answer, "https://public.example/on-answer").unwrap_err();
+        let error = followable(EventKind::Answer, "https://public.example/on-answer").unwrap_err();
         assert!(
             error
                 .message
@@ -518,7 +505,7 @@ mod tests {
             "{error}"
         );
         assert_eq!(
-            followable(Step::Answer, "http://l/on-answer").unwrap(),
+            followable(EventKind::Answer, "http://l/on-answer").unwrap(),
             "http://l/on-answer"
         );
     }

@@ -126,7 +126,7 @@ impl ResponseXml {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::args::Direction;
+    use crate::event::Direction;
     use crate::simulate::check::check_response;
 
     #[test]
