@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use super::Error;
-use crate::config::WebhookUrl;
+use crate::config::{WebhookUrl, default_of};
 use crate::event::{Direction, HangupCause};
 
-pub(crate) const DEFAULT_URL: &str = "http://localhost:8080";
 const DEFAULT_FROM: &str = "492111234567";
 const DEFAULT_TO: &str = "4915791234567";
 const DEFAULT_CALLER_NAME: &str = "Alice Smith";
@@ -15,6 +14,11 @@ pub(crate) const DEFAULT_RING: Duration = Duration::from_millis(1000);
 pub(crate) const DEFAULT_TALK: Duration = Duration::from_millis(2000);
 /// Long pauses only make a forgotten simulator hang; a minute is more than any demo needs.
 const MAX_PAUSE_MS: u64 = 60_000;
+
+/// Where a server started without settings listens: its own `WEBHOOK_URL` default.
+pub(crate) fn server_default_url() -> &'static str {
+    default_of("WEBHOOK_URL")
+}
 
 /// The text of `simulate --help`.
 pub(crate) fn help() -> String {
@@ -25,7 +29,7 @@ pub(crate) fn help() -> String {
          to URL/new-call, checks the XML answer, then follows the onAnswer, onHangup and\n\
          <Gather onData> URLs it names, printing every request and answer.\n\
          \n\
-         URL is the server's WEBHOOK_URL (default {DEFAULT_URL}), with its path and\n\
+         URL is the server's WEBHOOK_URL (default {default_url}), with its path and\n\
          query if it has them. https:// URLs are not supported: the simulator has no TLS,\n\
          it is meant for a local server. It cannot sign its requests (only sipgate has the\n\
          key), so start the server with SKIP_SIGNATURE_VERIFICATION=true.\n\
@@ -49,6 +53,7 @@ pub(crate) fn help() -> String {
          wrongly, 2 bad options.\n",
         DEFAULT_RING.as_millis(),
         DEFAULT_TALK.as_millis(),
+        default_url = server_default_url(),
     )
 }
 
@@ -205,7 +210,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Comma
         }
     }
 
-    let url_text = url.unwrap_or_else(|| DEFAULT_URL.to_owned());
+    let url_text = url.unwrap_or_else(|| server_default_url().to_owned());
     let url = parse_url(&url_text)?;
     Ok(Command::Run(Box::new(Options {
         url,
@@ -238,7 +243,8 @@ fn check_number(option: &str, value: &str, alternative: &str) -> Result<(), Erro
 fn parse_url(text: &str) -> Result<WebhookUrl, Error> {
     if text.to_ascii_lowercase().starts_with("https://") {
         return Err(Error::usage(format!(
-            "cannot simulate against {text:?}: the simulator speaks plain http only (it has no TLS); use the local server's address, e.g. {DEFAULT_URL}"
+            "cannot simulate against {text:?}: the simulator speaks plain http only (it has no TLS); use the local server's address, e.g. {default_url}",
+            default_url = server_default_url()
         )));
     }
     let url = WebhookUrl::parse(text)

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::Error;
-use super::args::{DEFAULT_URL, Options};
+use super::args::{Options, server_default_url};
 use super::bodies::Call;
 use super::check::check_response;
 use super::response::ResponseXml;
@@ -227,8 +227,9 @@ fn source(step: EventKind) -> &'static str {
 fn followable(step: EventKind, url: &str) -> Result<&str, Error> {
     if url.to_ascii_lowercase().starts_with("https://") {
         return Err(Error::call(format!(
-            "cannot follow {} {url:?}: the simulator speaks plain http only; for a local test start the server without WEBHOOK_URL (it defaults to {DEFAULT_URL}) or with an http:// one",
-            source(step)
+            "cannot follow {} {url:?}: the simulator speaks plain http only; for a local test start the server without WEBHOOK_URL (it defaults to {default_url}) or with an http:// one",
+            source(step),
+            default_url = server_default_url()
         )));
     }
     Ok(url)
@@ -352,7 +353,8 @@ fn unreachable_message(step: EventKind, url: &str, error: &ureq::Error) -> Strin
         _ => format!("at {url} ({})", source(step)),
     };
     let start = format!(
-        "start one in another terminal with `SKIP_SIGNATURE_VERIFICATION=true cargo run --release` (or `SKIP_SIGNATURE_VERIFICATION=true sipgateio-callevents`), or pass its URL: sipgateio-callevents simulate http://HOST:PORT; the default is {DEFAULT_URL}"
+        "start one in another terminal with `SKIP_SIGNATURE_VERIFICATION=true cargo run --release` (or `SKIP_SIGNATURE_VERIFICATION=true sipgateio-callevents`), or pass its URL: sipgateio-callevents simulate http://HOST:PORT; the default is {default_url}",
+        default_url = server_default_url()
     );
     let follow_up_hint = match step {
         EventKind::NewCall => start,
