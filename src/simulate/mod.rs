@@ -15,7 +15,7 @@ mod bodies;
 mod check;
 mod play;
 mod response;
-mod xml_reader;
+pub mod xml_reader;
 
 use std::fmt;
 use std::io::{self, Write};

@@ -1,20 +1,31 @@
 //! A reader for the small XML subset sipgate uses: elements, attributes, text, the five
 //! named entities and character references, comments, an XML declaration. Anything else
 //! (DOCTYPE, CDATA, processing instructions) is refused, which no sipgate answer needs.
+//!
+//! `simulate` reads a server's answers with it before `check` holds them against what
+//! sipgate accepts; the fuzz target `xml_roundtrip` reads `xml::ResponseDoc::to_xml` back
+//! with it. It is not a full XML 1.0 parser: attribute values are not white-space
+//! normalised (a raw tab stays a tab), and references to characters XML 1.0 forbids, such
+//! as `&#1;`, are decoded.
 
 use crate::event::Printable;
 
 /// One element, with its text content joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Element {
-    pub(crate) name: String,
-    pub(crate) attributes: Vec<(String, String)>,
-    pub(crate) children: Vec<Element>,
-    pub(crate) text: String,
+pub struct Element {
+    /// The name as written; names are case-sensitive.
+    pub name: String,
+    /// In document order, values decoded; a name appears at most once.
+    pub attributes: Vec<(String, String)>,
+    /// The child elements in document order.
+    pub children: Vec<Element>,
+    /// The text between the children, decoded and joined, white space kept.
+    pub text: String,
 }
 
 impl Element {
-    pub(crate) fn attribute(&self, name: &str) -> Option<&str> {
+    /// The decoded value of the attribute `name`, if present.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
             .find(|(key, _)| key == name)
@@ -26,7 +37,13 @@ impl Element {
 /// overflowing the stack.
 const MAX_DEPTH: usize = 16;
 
-pub(crate) fn parse_document(text: &str) -> Result<Element, String> {
+/// Reads a whole document: an optional byte order mark and XML declaration (UTF-8 only),
+/// one root element, and around it only white space and comments.
+///
+/// # Errors
+/// One sentence saying what is wrong; syntax errors name the line and column and show the
+/// text there.
+pub fn parse_document(text: &str) -> Result<Element, String> {
     let mut reader = Reader {
         text: text.strip_prefix('\u{feff}').unwrap_or(text),
         pos: 0,
