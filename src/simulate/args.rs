@@ -1,0 +1,377 @@
+//! The options of `simulate`, and its `--help`.
+
+use std::time::Duration;
+
+use super::Error;
+use crate::config::{WebhookUrl, default_of};
+use crate::event::{Direction, HangupCause};
+
+const DEFAULT_FROM: &str = "492111234567";
+const DEFAULT_TO: &str = "4915791234567";
+const DEFAULT_CALLER_NAME: &str = "Alice Smith";
+const DEFAULT_DIGITS: &str = "1234";
+pub(crate) const DEFAULT_RING: Duration = Duration::from_millis(1000);
+pub(crate) const DEFAULT_TALK: Duration = Duration::from_millis(2000);
+/// Long pauses only make a forgotten simulator hang; a minute is more than any demo needs.
+const MAX_PAUSE_MS: u64 = 60_000;
+
+/// Where a server started without settings listens: its own `WEBHOOK_URL` default.
+pub(crate) fn server_default_url() -> &'static str {
+    default_of("WEBHOOK_URL")
+}
+
+/// The text of `simulate --help`.
+pub(crate) fn help() -> String {
+    format!(
+        "Usage: sipgateio-callevents simulate [URL] [options]\n\
+         \n\
+         Plays one call against a running server the way sipgate would: POSTs a newCall\n\
+         to URL/new-call, checks the XML answer, then follows the onAnswer, onHangup and\n\
+         <Gather onData> URLs it names, printing every request and answer.\n\
+         \n\
+         URL is the server's WEBHOOK_URL (default {default_url}), with its path and\n\
+         query if it has them. https:// URLs are not supported: the simulator has no TLS,\n\
+         it is meant for a local server. It cannot sign its requests (only sipgate has the\n\
+         key), so start the server with SKIP_SIGNATURE_VERIFICATION=true.\n\
+         \n\
+         Options:\n\
+         \x20 --direction in|out     who places the call (default in)\n\
+         \x20 --from NUMBER          caller, E.164 digits without + or anonymous (default {DEFAULT_FROM})\n\
+         \x20 --to NUMBER            callee, E.164 digits without + (default {DEFAULT_TO})\n\
+         \x20 --caller-name NAME     the user[] value: the sipgate user (default \"{DEFAULT_CALLER_NAME}\")\n\
+         \x20 --cause CAUSE          hangup cause: normalClearing (default), busy, cancel,\n\
+         \x20                        noAnswer, congestion, notFound, forwarded; all but\n\
+         \x20                        normalClearing mean the call was never answered\n\
+         \x20 --digits DIGITS        keys pressed after a <Gather>: 0-9, * and #, \"\" for none\n\
+         \x20                        (default {DEFAULT_DIGITS}, cut to the Gather's maxDigits)\n\
+         \x20 --pause-ms N           pause before each follow-up event, in ms, at most {MAX_PAUSE_MS}\n\
+         \x20                        (default {} ms ringing, then {} ms talking)\n\
+         \x20 --fast                 same as --pause-ms 0\n\
+         \x20 -h, --help             this text\n\
+         \n\
+         Exit code: 0 the whole call went through, 1 the server refused it or answered\n\
+         wrongly, 2 bad options.\n",
+        DEFAULT_RING.as_millis(),
+        DEFAULT_TALK.as_millis(),
+        default_url = server_default_url(),
+    )
+}
+
+/// What the arguments ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Command {
+    Help,
+    Run(Box<Options>),
+}
+
+/// The call to play, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// The server's base URL, read as `WEBHOOK_URL` is.
+    pub(crate) url: WebhookUrl,
+    pub(crate) direction: Direction,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    /// The `user[]` value of the newCall.
+    pub(crate) caller_name: String,
+    /// `None`: normalClearing, unless the server's XML rejects or hangs up the call.
+    pub(crate) cause: Option<HangupCause>,
+    pub(crate) digits: String,
+    /// Between newCall and the first follow-up event.
+    pub(crate) ring: Duration,
+    /// Between answer and hangup.
+    pub(crate) talk: Duration,
+}
+
+/// Reads the arguments after `simulate`.
+///
+/// # Errors
+/// A usage error naming the bad value and what to write instead.
+pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Error> {
+    let mut url: Option<String> = None;
+    let mut direction = Direction::In;
+    let mut from = DEFAULT_FROM.to_owned();
+    let mut to = DEFAULT_TO.to_owned();
+    let mut caller_name = DEFAULT_CALLER_NAME.to_owned();
+    let mut cause = None;
+    let mut digits = DEFAULT_DIGITS.to_owned();
+    let mut pause: Option<Duration> = None;
+
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Command::Help);
+        }
+        if arg == "--fast" {
+            pause = Some(Duration::ZERO);
+            continue;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            if let Some(first) = &url {
+                return Err(Error::usage(format!(
+                    "unexpected argument {arg:?}: the URL is already {first:?}; give one URL, or see simulate --help"
+                )));
+            }
+            url = Some(arg);
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let example = match name.as_str() {
+            "--direction" => "in",
+            "--from" | "--to" => DEFAULT_FROM,
+            "--caller-name" => "\"Alice Smith\"",
+            "--cause" => "busy",
+            "--digits" => DEFAULT_DIGITS,
+            "--pause-ms" => "0",
+            _ => {
+                return Err(Error::usage(format!(
+                    "unknown option {arg:?} for simulate; see sipgateio-callevents simulate --help"
+                )));
+            }
+        };
+        let Some(value) = inline.or_else(|| args.next()) else {
+            return Err(Error::usage(format!(
+                "{name} needs a value, e.g. {name} {example}"
+            )));
+        };
+        match name.as_str() {
+            "--direction" => {
+                direction = match value.as_str() {
+                    "in" => Direction::In,
+                    "out" => Direction::Out,
+                    _ => {
+                        return Err(Error::usage(format!(
+                            "invalid --direction {value:?}: expected in or out"
+                        )));
+                    }
+                }
+            }
+            "--from" => {
+                from = value;
+                if from != "anonymous" {
+                    check_number("--from", &from, " or anonymous")?;
+                }
+            }
+            "--to" => {
+                to = value;
+                check_number("--to", &to, "")?;
+            }
+            "--caller-name" => {
+                if value.chars().any(char::is_control) {
+                    return Err(Error::usage(format!(
+                        "invalid --caller-name {value:?}: a name cannot hold control characters such as newlines"
+                    )));
+                }
+                caller_name = value;
+            }
+            "--cause" => {
+                cause = Some(
+                    HangupCause::DOCUMENTED
+                        .into_iter()
+                        .find(|cause| cause.as_str() == value)
+                        .ok_or_else(|| {
+                            Error::usage(format!(
+                                "invalid --cause {value:?}: expected one of {}",
+                                HangupCause::DOCUMENTED
+                                    .map(|cause| cause.as_str().to_owned())
+                                    .join(", ")
+                            ))
+                        })?,
+                );
+            }
+            "--digits" => {
+                if value.len() > 32
+                    || !value
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+                {
+                    return Err(Error::usage(format!(
+                        "invalid --digits {value:?}: expected up to 32 keypad keys 0-9, * and #, e.g. --digits 1234 (\"\" for no input)"
+                    )));
+                }
+                digits = value;
+            }
+            "--pause-ms" => {
+                let ms = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms <= MAX_PAUSE_MS)
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "invalid --pause-ms {value:?}: expected a whole number of milliseconds from 0 to {MAX_PAUSE_MS}"
+                        ))
+                    })?;
+                pause = Some(Duration::from_millis(ms));
+            }
+            _ => unreachable!("every option with a value is listed above"),
+        }
+    }
+
+    let url_text = url.unwrap_or_else(|| server_default_url().to_owned());
+    let url = parse_url(&url_text)?;
+    Ok(Command::Run(Box::new(Options {
+        url,
+        direction,
+        from,
+        to,
+        caller_name,
+        cause,
+        digits,
+        ring: pause.unwrap_or(DEFAULT_RING),
+        talk: pause.unwrap_or(DEFAULT_TALK),
+    })))
+}
+
+/// sipgate sends numbers as E.164 digits without `+` (its Push API reference); a `+` here
+/// would make the simulation unlike any real call.
+fn check_number(option: &str, value: &str, alternative: &str) -> Result<(), Error> {
+    if !value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(());
+    }
+    let hint = match value.strip_prefix('+') {
+        Some(digits) => format!("; sipgate leaves out the +, write {option} {digits}"),
+        None => String::new(),
+    };
+    Err(Error::usage(format!(
+        "invalid {option} {value:?}: expected E.164 digits without +{alternative}, e.g. {option} {DEFAULT_FROM}{hint}"
+    )))
+}
+
+fn parse_url(text: &str) -> Result<WebhookUrl, Error> {
+    if text.to_ascii_lowercase().starts_with("https://") {
+        return Err(Error::usage(format!(
+            "cannot simulate against {text:?}: the simulator speaks plain http only (it has no TLS); use the local server's address, e.g. {default_url}",
+            default_url = server_default_url()
+        )));
+    }
+    let url = WebhookUrl::parse(text)
+        .map_err(|expected| Error::usage(format!("invalid URL {text:?}: expected {expected}")))?;
+    let authority = url.to_string()["http://".len()..]
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    if authority.contains('@') {
+        return Err(Error::usage(format!(
+            "invalid URL {text:?}: the simulator does not send credentials; leave out the user:password@ part"
+        )));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::router::paths;
+
+    fn args(list: &[&str]) -> Result<Command, Error> {
+        parse_args(list.iter().map(|arg| (*arg).to_owned()))
+    }
+
+    pub(crate) fn options(list: &[&str]) -> Options {
+        match args(list).unwrap() {
+            Command::Run(options) => *options,
+            Command::Help => panic!("help for {list:?}"),
+        }
+    }
+
+    fn usage_error(list: &[&str]) -> String {
+        let error = args(list).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{list:?}: {error}");
+        error.message
+    }
+
+    #[test]
+    fn defaults_play_an_incoming_call_against_localhost() {
+        let options = options(&[]);
+        assert_eq!(
+            options.url.callback(paths::NEW_CALL),
+            "http://localhost:8080/new-call"
+        );
+        assert_eq!(options.direction, Direction::In);
+        assert_eq!((options.ring, options.talk), (DEFAULT_RING, DEFAULT_TALK));
+        assert_eq!(options.cause, None);
+        assert_eq!(args(&["--help"]).unwrap(), Command::Help);
+        assert_eq!(args(&["http://x", "-h"]).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn every_option_is_read_in_both_spellings() {
+        let options = options(&[
+            "http://127.0.0.1:9000/hooks/?token=a&b=c",
+            "--direction",
+            "out",
+            "--from=anonymous",
+            "--to",
+            "4930123456",
+            "--caller-name",
+            "Jörg Müller",
+            "--cause=busy",
+            "--digits",
+            "0*#",
+            "--pause-ms",
+            "5",
+        ]);
+        assert_eq!(
+            options.url.callback(paths::NEW_CALL),
+            "http://127.0.0.1:9000/hooks/new-call?token=a&b=c"
+        );
+        assert_eq!(options.direction, Direction::Out);
+        assert_eq!(options.from, "anonymous");
+        assert_eq!(options.to, "4930123456");
+        assert_eq!(options.caller_name, "Jörg Müller");
+        assert_eq!(options.cause, Some(HangupCause::Busy));
+        assert_eq!(options.digits, "0*#");
+        assert_eq!(options.ring, Duration::from_millis(5));
+        assert_eq!(options.talk, Duration::from_millis(5));
+        let fast = self::options(&["--fast"]);
+        assert_eq!((fast.ring, fast.talk), (Duration::ZERO, Duration::ZERO));
+        assert_eq!(self::options(&["--digits", ""]).digits, "");
+    }
+
+    #[test]
+    fn bad_options_name_the_value_and_the_fix() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--direction", "sideways"],
+                "invalid --direction \"sideways\": expected in or out",
+            ),
+            (&["--from", "+492111234567"], "write --from 492111234567"),
+            (
+                &["--to", "anonymous"],
+                "invalid --to \"anonymous\": expected E.164 digits",
+            ),
+            (
+                &["--cause", "hungUp"],
+                "invalid --cause \"hungUp\": expected one of normalClearing, busy, cancel",
+            ),
+            (&["--digits", "12a"], "invalid --digits \"12a\""),
+            (&["--pause-ms", "-1"], "invalid --pause-ms \"-1\""),
+            (&["--pause-ms", "60001"], "from 0 to 60000"),
+            (&["--caller-name", "a\nb"], "control characters"),
+            (&["--to"], "--to needs a value, e.g. --to 492111234567"),
+            (&["--colour"], "unknown option \"--colour\" for simulate"),
+            (
+                &["http://a", "http://b"],
+                "unexpected argument \"http://b\"",
+            ),
+            (&["https://example.com"], "plain http only"),
+            (
+                &["localhost:8080"],
+                "invalid URL \"localhost:8080\": expected an http:// or https:// URL",
+            ),
+            (
+                &["http://u:p@localhost"],
+                "leave out the user:password@ part",
+            ),
+        ];
+        for (list, expected) in cases {
+            let message = usage_error(list);
+            assert!(message.contains(expected), "{list:?}: {message}");
+            assert!(!message.contains('\n'), "{list:?}: one line");
+        }
+    }
+}
