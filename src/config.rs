@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use jiff::tz::TimeZone;
+
 use crate::output::EventFormat;
 
 /// Every setting the server runs with, validated.
@@ -36,6 +38,10 @@ pub struct Config {
     pub call_ttl_seconds: u64,
     /// At most this many calls are remembered at once (`MAX_TRACKED_CALLS`).
     pub max_tracked_calls: usize,
+    /// The call rules (`CALL_RULES_FILE`); `None`: every newCall gets the subscription only.
+    pub call_rules_file: Option<PathBuf>,
+    /// Where the rules' `hours` are read (`TIMEZONE`).
+    pub timezone: TimeZone,
     /// Settings that are set but no longer mean anything, for a warning at start.
     pub retired_settings: Vec<RetiredSetting>,
 }
@@ -120,6 +126,16 @@ pub const VARIABLES: &[Variable] = &[
         name: "MAX_TRACKED_CALLS",
         default: "10000",
         meaning: "most calls remembered at once; the oldest is forgotten first",
+    },
+    Variable {
+        name: "CALL_RULES_FILE",
+        default: "(none: every call gets the plain subscription)",
+        meaning: "TOML file of call rules: reject, forward, voicemail, announcements, keypad menus (SIGHUP reloads it)",
+    },
+    Variable {
+        name: "TIMEZONE",
+        default: "Europe/Berlin",
+        meaning: "IANA time zone the call rules' hours are read in",
     },
     Variable {
         name: "RUST_LOG",
@@ -247,6 +263,16 @@ impl Config {
             number("CALL_TTL_SECONDS", MAX_CALL_TTL_SECONDS, "of seconds ")? as u64;
         let max_tracked_calls = number("MAX_TRACKED_CALLS", MAX_TRACKED_CALLS_LIMIT, "")?;
 
+        let call_rules_file = get("CALL_RULES_FILE").map(PathBuf::from);
+        let value = get_or_default("TIMEZONE");
+        let timezone = TimeZone::get(value.trim()).map_err(|_| {
+            invalid(
+                "TIMEZONE",
+                &value,
+                "an IANA time zone name such as Europe/Berlin, Europe/Vienna or UTC",
+            )
+        })?;
+
         Ok(Config {
             webhook_url,
             listen_addr,
@@ -259,6 +285,8 @@ impl Config {
             event_format,
             call_ttl_seconds,
             max_tracked_calls,
+            call_rules_file,
+            timezone,
             retired_settings: RETIRED
                 .iter()
                 .filter(|retired| get(retired.name).is_some())
@@ -387,6 +415,15 @@ impl WebhookUrl {
         match &self.query {
             Some(query) => format!("{}{route}?{query}", self.base),
             None => format!("{}{route}", self.base),
+        }
+    }
+
+    /// [`WebhookUrl::callback`] with `extra` (`name=value`, already encoded) added to the
+    /// query, after `WEBHOOK_URL`'s own.
+    pub fn callback_with(&self, route: &str, extra: &str) -> String {
+        match &self.query {
+            Some(query) => format!("{}{route}?{query}&{extra}", self.base),
+            None => format!("{}{route}?{extra}", self.base),
         }
     }
 }

@@ -4,12 +4,14 @@
 //! events; every accepted event prints one line to stdout. See ARCHITECTURE.md for the
 //! map of the modules.
 
+pub mod answer;
 pub mod calls;
 pub mod config;
 pub mod event;
 pub mod form;
 pub mod output;
 pub mod router;
+pub mod rules;
 pub mod server;
 pub mod signature;
 pub mod simulate;

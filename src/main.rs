@@ -4,12 +4,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use sipgateio_callevents::config::{Config, VARIABLES, default_of};
 use sipgateio_callevents::output::EventSink;
 use sipgateio_callevents::router::{App, paths};
+use sipgateio_callevents::rules::{Rules, commands};
 use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
 use sipgateio_callevents::signature::Verifier;
 use sipgateio_callevents::simulate;
@@ -63,6 +64,24 @@ fn run() -> Result<(), Failure> {
                     message: error.message,
                 });
             }
+            "check-rules" => {
+                let config = settings()?;
+                let args: Vec<String> = std::env::args().skip(2).collect();
+                print!(
+                    "{}",
+                    commands::check_rules(&args, &config).map_err(Failure::usage)?
+                );
+                return Ok(());
+            }
+            "answer" => {
+                let config = settings()?;
+                let args: Vec<String> = std::env::args().skip(2).collect();
+                let answered = commands::answer(&args, &config, std::time::SystemTime::now())
+                    .map_err(Failure::usage)?;
+                eprintln!("{}", answered.note);
+                print!("{}", answered.xml);
+                return Ok(());
+            }
             other => {
                 return Err(Failure::usage(format!(
                     "unknown argument {other:?}; the server takes its settings from the environment, see --help"
@@ -71,20 +90,11 @@ fn run() -> Result<(), Failure> {
         }
     }
 
-    // Only the working directory's .env, not one found in a parent directory.
-    if let Err(error) = dotenvy::from_path(".env") {
-        if !error.not_found() {
-            return Err(Failure::usage(format!(
-                "cannot use .env in the working directory: {error}; lines must read NAME=value"
-            )));
-        }
-    }
+    let config = settings()?;
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or(default_of("RUST_LOG")),
     )
     .init();
-
-    let config = Config::from_env().map_err(Failure::usage)?;
     let verifier = if config.skip_signature_verification {
         log::warn!(
             "SKIP_SIGNATURE_VERIFICATION is on: anyone who finds the URL can send fake call events; use this for local testing only"
@@ -104,19 +114,30 @@ fn run() -> Result<(), Failure> {
         );
     }
 
-    let app = App::new(&config, verifier);
+    let mut app = App::new(&config, verifier);
+    if let Some(path) = &config.call_rules_file {
+        let rules = Rules::load(path, &config.webhook_url).map_err(Failure::usage)?;
+        log::info!(
+            "answering calls by {} in {} (SIGHUP reloads it)",
+            rules.summary(),
+            path.display()
+        );
+        app = app.with_rules(path.clone(), rules);
+    }
+    let app = Arc::new(app);
     let options = ServerOptions::new(&config);
     // Before listening: once "listening" is logged, a stop signal must stop gracefully, and
     // a flood of connections must not take the descriptors the handlers need.
-    let signals = stop_signals()?;
+    let signals = catch_signals(config.call_rules_file.is_some())?;
     let sink = EventSink::stdout(config.event_format);
+    let routed = Arc::clone(&app);
     let server = Server::start(
         &options,
-        Arc::new(move |request| app.route(request)),
+        Arc::new(move |request| routed.route(request)),
         sink.clone(),
     )
     .map_err(Failure::usage)?;
-    stop_on_signals(signals, server.stopper())?;
+    handle_signals(signals, server.stopper(), app)?;
     log::info!(
         "listening on {} for up to {} connections at once; set the sipgate console's webhook URL to {}",
         server.local_addr(),
@@ -136,25 +157,57 @@ fn run() -> Result<(), Failure> {
     Ok(())
 }
 
-/// Catches SIGINT and SIGTERM from here on; [`stop_on_signals`] acts on them.
-fn stop_signals() -> Result<Signals, Failure> {
-    Signals::new([SIGINT, SIGTERM])
+/// The settings, from the environment and the working directory's `.env`.
+fn settings() -> Result<Config, Failure> {
+    // Only the working directory's .env, not one found in a parent directory.
+    if let Err(error) = dotenvy::from_path(".env") {
+        if !error.not_found() {
+            return Err(Failure::usage(format!(
+                "cannot use .env in the working directory: {error}; lines must read NAME=value"
+            )));
+        }
+    }
+    Config::from_env().map_err(Failure::usage)
+}
+
+/// Catches SIGINT and SIGTERM from here on, and SIGHUP when there are rules to reload
+/// (otherwise it keeps ending the process, as when its terminal closes);
+/// [`handle_signals`] acts on them.
+fn catch_signals(reloadable: bool) -> Result<Signals, Failure> {
+    let mut wanted = vec![SIGINT, SIGTERM];
+    if reloadable {
+        wanted.push(SIGHUP);
+    }
+    Signals::new(wanted)
         .map_err(|e| Failure::usage(format!("cannot install the signal handlers: {e}")))
 }
 
-/// The first SIGINT or SIGTERM stops the server gracefully; a second one exits at once.
-fn stop_on_signals(mut signals: Signals, stopper: Stopper) -> Result<(), Failure> {
+/// SIGHUP reloads the rules. The first SIGINT or SIGTERM stops the server gracefully; a
+/// second one exits at once.
+fn handle_signals(mut signals: Signals, stopper: Stopper, app: Arc<App>) -> Result<(), Failure> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let mut signals = signals.forever();
-            if signals.next().is_some() {
-                log::info!("stopping: answering requests in progress, refusing new ones");
-                stopper.stop();
-            }
-            if signals.next().is_some() {
-                log::warn!("second stop signal: exiting now");
-                std::process::exit(130);
+            let mut stopping = false;
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    match app.reload_rules() {
+                        Some(Ok(summary)) => log::info!("reloaded the call rules: {summary}"),
+                        Some(Err(error)) => {
+                            log::error!(
+                                "kept the call rules in use; the new file is refused: {error}"
+                            );
+                        }
+                        None => {}
+                    }
+                } else if !stopping {
+                    stopping = true;
+                    log::info!("stopping: answering requests in progress, refusing new ones");
+                    stopper.stop();
+                } else {
+                    log::warn!("second stop signal: exiting now");
+                    std::process::exit(130);
+                }
             }
         })
         .map_err(|e| Failure::usage(format!("cannot start the signal thread: {e}")))?;
@@ -168,7 +221,11 @@ fn usage() -> String {
          answer and hangup, and prints one line per event on stdout (logs go to stderr).\n\n\
          Usage: sipgateio-callevents [--help | --version]\n\
          \x20      sipgateio-callevents simulate [URL] [options]   play a call against a running\n\
-         \x20      server the way sipgate would (see simulate --help)\n\n\
+         \x20      server the way sipgate would (see simulate --help)\n\
+         \x20      sipgateio-callevents check-rules [FILE]   check a call rules file and show how\n\
+         \x20      it is understood (FILE: CALL_RULES_FILE)\n\
+         \x20      sipgateio-callevents answer --from N --to N [--direction in|out] [--user NAME]\n\
+         \x20      [--at TIME]   print the XML the call rules give such a newCall\n\n\
          Routes (under WEBHOOK_URL's path): POST /new-call, /on-answer, /on-hangup, /on-dtmf; GET /health\n\n\
          Settings, from the environment or a .env file in the working directory:\n",
         env!("CARGO_PKG_VERSION")

@@ -3,14 +3,18 @@
 //! [`App::route`] is the one place that says which path does what. Handlers return a
 //! [`Reply`]; the server writes it and prints the accepted event.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use jiff::tz::TimeZone;
+
+use crate::answer::{Response, Url};
 use crate::calls::{CallSummary, CallTracker};
-use crate::config::Config;
+use crate::config::{Config, WebhookUrl};
 use crate::event::{self, CallEvent, EventKind};
+use crate::rules::{RuleRef, Rules, RulesError};
 use crate::signature::Verifier;
-use crate::xml::ResponseDoc;
 
 /// The routes, relative to `WEBHOOK_URL`'s path prefix.
 pub mod paths {
@@ -37,6 +41,8 @@ pub struct Incoming<'a> {
     pub method: Method,
     /// The request path without the query string, as sent (not percent-decoded).
     pub path: &'a str,
+    /// The query string without `?`, if any.
+    pub query: Option<&'a str>,
     /// The `Content-Type` header, if any.
     pub content_type: Option<&'a str>,
     /// The `X-Sipgate-Signature` header, if any.
@@ -56,6 +62,23 @@ pub struct Accepted {
     pub received_utc: SystemTime,
     /// For a hangup of a call whose newCall this server saw: how long it rang and talked.
     pub summary: Option<CallSummary>,
+    /// What the call rules made of it; `None` without rules.
+    pub answered_by: Option<AnsweredBy>,
+}
+
+/// How the call rules answered an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnsweredBy {
+    /// A newCall: the rule that fitted, or `None` when none did.
+    Rule(Option<RuleRef>),
+    /// A menu's digits: the option chosen, `None` for `otherwise`.
+    Menu {
+        menu: String,
+        option: Option<String>,
+    },
+    /// Digits for a menu the rules no longer have (a reload removed it); the call goes on
+    /// as the account routes it.
+    UnknownMenu(String),
 }
 
 /// The media types of our replies.
@@ -142,19 +165,29 @@ pub struct App {
     path_prefix: String,
     /// `None` when verification is skipped.
     verifier: Option<Verifier>,
-    /// The answer to every newCall; it depends only on the configuration.
+    /// The answer to every newCall without rules; it depends only on the configuration.
     new_call_xml: Arc<str>,
     calls: CallTracker,
+    webhook: WebhookUrl,
+    rules: Option<RulesSlot>,
+    timezone: TimeZone,
+}
+
+/// The rules in use, replaced whole by a reload, so a request sees the old rules or the
+/// new ones, never a mix.
+struct RulesSlot {
+    path: PathBuf,
+    current: RwLock<Arc<Rules>>,
 }
 
 impl App {
     /// Builds the app; `verifier` is `None` to accept unsigned requests.
     pub fn new(config: &Config, verifier: Option<Verifier>) -> App {
         let url = &config.webhook_url;
-        let doc = ResponseDoc {
-            on_answer: Some(url.callback(paths::ON_ANSWER)),
-            on_hangup: Some(url.callback(paths::ON_HANGUP)),
-        };
+        let callback = |route| Url::new(&url.callback(route)).expect("WEBHOOK_URL is absolute");
+        let doc = Response::new()
+            .on_answer(callback(paths::ON_ANSWER))
+            .on_hangup(callback(paths::ON_HANGUP));
         App {
             path_prefix: url.path_prefix().to_owned(),
             verifier,
@@ -163,7 +196,42 @@ impl App {
                 Duration::from_secs(config.call_ttl_seconds),
                 config.max_tracked_calls,
             ),
+            webhook: url.clone(),
+            rules: None,
+            timezone: config.timezone.clone(),
         }
+    }
+
+    /// Answers newCalls by `rules`, read from `path` (which a reload reads again).
+    #[must_use]
+    pub fn with_rules(self, path: PathBuf, rules: Rules) -> App {
+        App {
+            rules: Some(RulesSlot {
+                path,
+                current: RwLock::new(Arc::new(rules)),
+            }),
+            ..self
+        }
+    }
+
+    /// The rules in use, if there is a rules file.
+    pub fn rules(&self) -> Option<Arc<Rules>> {
+        let slot = self.rules.as_ref()?;
+        Some(Arc::clone(
+            &slot.current.read().unwrap_or_else(PoisonError::into_inner),
+        ))
+    }
+
+    /// Reads the rules file again and, if it is good, uses it from the next request on.
+    /// `None` without a rules file; otherwise the new rules' summary, or why the file was
+    /// refused (the rules in use stay).
+    pub fn reload_rules(&self) -> Option<Result<String, RulesError>> {
+        let slot = self.rules.as_ref()?;
+        Some(Rules::load(&slot.path, &self.webhook).map(|rules| {
+            let summary = rules.summary();
+            *slot.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+            summary
+        }))
     }
 
     /// Answers one request.
@@ -203,17 +271,48 @@ impl App {
             Ok(event) => event,
             Err(problem) => return Reply::text(400, problem.to_string()),
         };
-        let reply = match expected {
-            EventKind::NewCall => Reply::xml(Arc::clone(&self.new_call_xml)),
-            EventKind::Answer | EventKind::Hangup | EventKind::Dtmf => Reply::text(200, ""),
+        let (reply, answered_by) = match (&event, self.rules()) {
+            (CallEvent::NewCall(call), Some(rules)) => {
+                let decision = rules.decide(call, request.received_utc, &self.timezone);
+                (
+                    Reply::xml(decision.xml),
+                    Some(AnsweredBy::Rule(decision.rule)),
+                )
+            }
+            (CallEvent::NewCall(_), None) => (Reply::xml(Arc::clone(&self.new_call_xml)), None),
+            (CallEvent::Dtmf(dtmf), Some(rules)) => match menu_of(request.query) {
+                Some(menu) => match rules.choose(&menu, dtmf.digits.as_deref()) {
+                    Some(choice) => (
+                        Reply::xml(choice.xml),
+                        Some(AnsweredBy::Menu {
+                            menu,
+                            option: choice.option,
+                        }),
+                    ),
+                    None => (
+                        Reply::xml(Arc::clone(&self.new_call_xml)),
+                        Some(AnsweredBy::UnknownMenu(menu)),
+                    ),
+                },
+                None => (Reply::text(200, ""), None),
+            },
+            _ => (Reply::text(200, ""), None),
         };
         let summary = self.calls.observe(&event, request.received);
         reply.with_accepted(Accepted {
             event,
             received_utc: request.received_utc,
             summary,
+            answered_by,
         })
     }
+}
+
+/// The `menu` parameter of a query: the menu whose `<Gather>` posted the digits.
+fn menu_of(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == "menu")
+        .map(|(_, menu)| menu.into_owned())
 }
 
 /// `application/x-www-form-urlencoded`, in any case, with or without parameters.
@@ -244,6 +343,8 @@ mod tests {
             event_format: crate::output::EventFormat::Text,
             call_ttl_seconds: 3600,
             max_tracked_calls: 100,
+            call_rules_file: None,
+            timezone: TimeZone::UTC,
             retired_settings: Vec::new(),
         };
         App::new(&config, None)
@@ -253,6 +354,7 @@ mod tests {
         Incoming {
             method,
             path,
+            query: None,
             content_type: FORM,
             signature: None,
             body,

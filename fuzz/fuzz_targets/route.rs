@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
     let incoming = Incoming {
         method,
         path: &path,
+        query: None,
         content_type: (flags & 0x10 != 0).then_some(content_type.as_ref()),
         signature: (flags & 0x20 != 0).then_some(signature.as_ref()),
         body,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::calls::CallSummary;
 use crate::event::{CallEvent, Direction, HangupCause};
-use crate::router::Accepted;
+use crate::router::{Accepted, AnsweredBy};
 
 pub(super) fn text(accepted: &Accepted) -> String {
     // Room for a typical line, so the formatting does not regrow it.
@@ -21,6 +21,36 @@ pub(super) fn text(accepted: &Accepted) -> String {
             }
             None => line.push_str(", never answered"),
         }
+    }
+    match &accepted.answered_by {
+        Some(AnsweredBy::Rule(Some(rule))) => match &rule.name {
+            Some(name) => {
+                let _ = write!(line, ", rule \"{}\"", Printable(name));
+            }
+            None => {
+                let _ = write!(line, ", rule {}", rule.number);
+            }
+        },
+        Some(AnsweredBy::Rule(None)) => line.push_str(", no rule fits"),
+        Some(AnsweredBy::Menu { menu, option }) => {
+            let _ = write!(
+                line,
+                ", menu {}: {}",
+                Printable(menu),
+                match option {
+                    Some(option) => format!("option {}", Printable(option)),
+                    None => "otherwise".to_owned(),
+                }
+            );
+        }
+        Some(AnsweredBy::UnknownMenu(menu)) => {
+            let _ = write!(
+                line,
+                ", menu {}: not in the rules, the call goes on",
+                Printable(menu)
+            );
+        }
+        None => {}
     }
     line
 }
@@ -46,17 +76,55 @@ struct JsonLine<'a> {
     ring_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     talk_seconds: Option<f64>,
+    /// The call rule that answered a newCall (1 for the first), and its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule_name: Option<&'a str>,
+    /// `true` when the call rules are in use and none fitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_rule_fits: Option<bool>,
+    /// The menu whose digits these are, and the option chosen (`otherwise` when none was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    menu: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    option: Option<&'a str>,
+    /// `true` when the rules no longer have that menu.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    menu_unknown: Option<bool>,
 }
 
 pub(super) fn json(accepted: &Accepted) -> String {
     let summary: Option<&CallSummary> = accepted.summary.as_ref();
-    let line = JsonLine {
+    let mut line = JsonLine {
         event: &accepted.event,
         received_at: rfc3339(accepted.received_utc),
         answered: summary.map(|s| s.talked.is_some()),
         ring_seconds: summary.map(|s| millis_as_seconds(s.rang)),
         talk_seconds: summary.and_then(|s| s.talked).map(millis_as_seconds),
+        rule: None,
+        rule_name: None,
+        no_rule_fits: None,
+        menu: None,
+        option: None,
+        menu_unknown: None,
     };
+    match &accepted.answered_by {
+        Some(AnsweredBy::Rule(Some(rule))) => {
+            line.rule = Some(rule.number);
+            line.rule_name = rule.name.as_deref();
+        }
+        Some(AnsweredBy::Rule(None)) => line.no_rule_fits = Some(true),
+        Some(AnsweredBy::Menu { menu, option }) => {
+            line.menu = Some(menu);
+            line.option = Some(option.as_deref().unwrap_or("otherwise"));
+        }
+        Some(AnsweredBy::UnknownMenu(menu)) => {
+            line.menu = Some(menu);
+            line.menu_unknown = Some(true);
+        }
+        None => {}
+    }
     serde_json::to_string(&line)
         .expect("event fields are strings and numbers, which always serialize")
 }
@@ -178,6 +246,7 @@ mod tests {
             event: event::parse(kind, body.as_bytes()).unwrap(),
             received_utc: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
             summary,
+            answered_by: None,
         }
     }
 

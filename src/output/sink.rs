@@ -218,6 +218,7 @@ mod tests {
             event: event::parse(kind, body.as_bytes()).unwrap(),
             received_utc: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
             summary,
+            answered_by: None,
         }
     }
 

@@ -182,6 +182,7 @@ fn route(
     let incoming = Incoming {
         method: method_of(request),
         path: url.split_once('?').map_or(url, |(path, _)| path),
+        query: url.split_once('?').map(|(_, query)| query),
         content_type: headers.get("Content-Type").map(|v| v.as_str()),
         signature: headers.get("X-Sipgate-Signature").map(|v| v.as_str()),
         body,

@@ -287,10 +287,10 @@ mod tests {
 
     #[test]
     fn the_servers_own_answer_is_valid() {
-        let doc = crate::xml::ResponseDoc {
-            on_answer: Some("http://localhost:8080/on-answer?t=1&u=2".into()),
-            on_hangup: Some("http://localhost:8080/on-hangup".into()),
-        };
+        let url = |text| crate::answer::Url::new(text).unwrap();
+        let doc = crate::answer::Response::new()
+            .on_answer(url("http://localhost:8080/on-answer?t=1&u=2"))
+            .on_hangup(url("http://localhost:8080/on-hangup"));
         let xml = check_response(&doc.to_xml(), Direction::In).unwrap();
         assert_eq!(
             xml,

@@ -3,7 +3,7 @@
 //! (DOCTYPE, CDATA, processing instructions) is refused, which no sipgate answer needs.
 //!
 //! `simulate` reads a server's answers with it before `check` holds them against what
-//! sipgate accepts; the fuzz target `xml_roundtrip` reads `xml::ResponseDoc::to_xml` back
+//! sipgate accepts; the fuzz target `xml_roundtrip` reads `answer::Response::to_xml` back
 //! with it. It is not a full XML 1.0 parser: attribute values are not white-space
 //! normalised (a raw tab stays a tab), and references to characters XML 1.0 forbids, such
 //! as `&#1;`, are decoded.
