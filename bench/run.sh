@@ -3,11 +3,12 @@
 #
 #   bench/run.sh [--install] [--quick]
 #
-# Builds the release binary and examples/baseline.rs, examples/verify_cost.rs, then for
-# ROUNDS rounds (target order rotated each round, so drift hits every target alike) starts
-# each target on a fresh loopback port, warms it up, loads it with wrk, samples its memory
-# and CPU time, and stops it. Then it times start-up to the first answered request and
-# measures the binary size and one signature check. The markdown table goes to stdout and
+# Builds the release binary and examples/baseline.rs, examples/verify_cost.rs and
+# examples/rules_cost.rs, then for ROUNDS rounds (target order rotated each round, so
+# drift hits every target alike) starts each target on a fresh loopback port, warms it
+# up, loads it with wrk, samples its memory and CPU time, and stops it. Then it times
+# start-up to the first answered request and measures the binary size, one signature
+# check and one decision by 50 call rules (bench/rules-50.toml). The markdown table goes to stdout and
 # to bench/results/latest.md (git-ignored; the raw measurements go to bench/results/raw/,
 # and `python3 bench/report.py bench/results/raw/{runs.tsv,extra.txt,meta.txt,verify.txt}`
 # renders them again).
@@ -51,6 +52,7 @@ TARGETS=(
   "/new-call verified|app|/new-call|18-signed-real-capture.form|18-signed-real-capture.sig|SKIP_SIGNATURE_VERIFICATION=false"
   "/on-hangup|app|/on-hangup|09-hangup-normalclearing.form||SKIP_SIGNATURE_VERIFICATION=true"
   "/on-hangup json|app|/on-hangup|09-hangup-normalclearing.form||SKIP_SIGNATURE_VERIFICATION=true EVENT_FORMAT=json"
+  "/new-call 50 rules|app|/new-call|01-newcall-in.form||SKIP_SIGNATURE_VERIFICATION=true CALL_RULES_FILE=$BENCH/rules-50.toml"
 )
 
 # ---- tools ------------------------------------------------------------------------------
@@ -82,7 +84,7 @@ trap 'exit 130' INT TERM
 # ---- build ------------------------------------------------------------------------------
 echo "building release binaries..." >&2
 (cd "$ROOT" && cargo build --release --quiet --bin sipgateio-callevents \
-  --example baseline --example verify_cost)
+  --example baseline --example verify_cost --example rules_cost)
 TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 APP_BIN="$TARGET_DIR/release/sipgateio-callevents"
@@ -257,5 +259,12 @@ sed -i '$d' "$WORK/verify.txt"
 } >"$WORK/meta.txt"
 mkdir -p "$BENCH/results/raw"
 cp "$WORK/runs.tsv" "$WORK/extra.txt" "$WORK/meta.txt" "$WORK/verify.txt" "$BENCH/results/raw/"
-BENCH_CONNECTIONS="$CONNECTIONS" python3 "$BENCH/report.py" "$WORK/runs.tsv" "$WORK/extra.txt" "$WORK/meta.txt" "$WORK/verify.txt" |
-  tee "$BENCH/results/latest.md"
+{
+  BENCH_CONNECTIONS="$CONNECTIONS" python3 "$BENCH/report.py" "$WORK/runs.tsv" "$WORK/extra.txt" "$WORK/meta.txt" "$WORK/verify.txt"
+  echo
+  echo "### Call rules: deciding by 50 rules (examples/rules_cost.rs)"
+  echo
+  echo '```'
+  "$TARGET_DIR/release/examples/rules_cost"
+  echo '```'
+} | tee "$BENCH/results/latest.md"
