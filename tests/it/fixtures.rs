@@ -1,11 +1,10 @@
 //! Every fixture parses into the typed fields `tests/fixtures/README.md` lists.
 
-mod support;
-
 use sipgateio_callevents::event::{
     Answer, CallEvent, Direction, Dtmf, EventKind, Hangup, HangupCause, NewCall, parse,
 };
-use support::{CID1, CID2, CID3, fixture};
+
+use crate::support::{CID1, CID2, CID3, fixture};
 
 fn s(value: &str) -> String {
     value.to_owned()

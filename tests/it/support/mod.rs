@@ -1,15 +1,12 @@
 //! Shared by the integration tests: a real server on 127.0.0.1:0 (in-process or the
 //! binary), an HTTP client, raw TCP, and the fixtures.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of this module"
-)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,6 +23,16 @@ pub const CID2: &str =
     "54566B150B0C0D3A5D50435A5D5A7E5B525551575452535A7C50565745514058474144555A56";
 pub const CID3: &str =
     "54566B150B0C0D3A5D564D5F565F735B54565B54505E535E78595756455045544647465F5A57";
+
+/// Held by the tests that load the machine (hundreds of connections, floods) or assert how
+/// long something takes, so that no two of them run at once. As test binaries of their own
+/// they ran one file at a time; in one process on a 2-core runner, a flood beside a 100 ms
+/// bound would make that bound flaky. A test that failed while holding it does not stop
+/// the others.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 pub fn init_log() {
     static INIT: Once = Once::new();
@@ -92,7 +99,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub lines: Lines,
     stopper: Stopper,
-    server: Option<Server>,
+    /// Held for the test's life, as `main` holds it: it owns the channel the server's
+    /// watchers report failures on.
+    _server: Server,
 }
 
 impl TestServer {
@@ -130,7 +139,7 @@ impl TestServer {
             addr: server.local_addr(),
             lines,
             stopper: server.stopper(),
-            server: Some(server),
+            _server: server,
         }
     }
 
@@ -158,14 +167,6 @@ impl TestServer {
 
     pub fn get(&self, path: &str) -> Answer {
         request(&self.url(path), "GET", b"", &[])
-    }
-
-    /// Stops the server and waits for it.
-    pub fn stop(&mut self) {
-        self.stopper.stop();
-        if let Some(server) = self.server.take() {
-            server.wait(Duration::from_secs(2)).unwrap();
-        }
     }
 }
 
@@ -304,9 +305,13 @@ pub fn run_binary(dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> (i32, Str
     )
 }
 
-/// A fresh empty directory under the target dir.
+/// A fresh empty directory under the target dir, a new one on every call: tests running
+/// at the same time in this process may ask for the same name.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -1,13 +1,11 @@
 //! The server at its boundary: real HTTP against a server on 127.0.0.1:0.
 
-mod support;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// Every fixture sipgate could send, to its route, with the exact line it prints. Each
 /// goes to a fresh server, so no hangup finds its call and gains durations.

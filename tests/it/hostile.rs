@@ -14,14 +14,12 @@
 //! - it answers errors it finds itself (bad request line, bad header) with an empty `400`
 //!   and closes the connection.
 
-mod support;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// Upper bound for an answer that does come; answers here take milliseconds.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
@@ -792,6 +790,7 @@ fn signature_headers() {
 /// only bound is memory (each is held whole until the request is parsed).
 #[test]
 fn no_size_limits_on_request_lines_and_headers() {
+    let _exclusive = exclusive();
     use Expect::*;
     let server = unsigned_server();
     let mib = "a".repeat(1 << 20);
@@ -881,6 +880,7 @@ fn connections() {
 /// its queued requests.
 #[test]
 fn a_pipelining_client_that_never_reads_is_dropped_and_holds_nothing_else() {
+    let _exclusive = exclusive();
     let server = TestServer::start(&[
         ("SKIP_SIGNATURE_VERIFICATION", "true"),
         ("WRITE_TIMEOUT_SECONDS", "1"),
@@ -930,6 +930,7 @@ fn a_pipelining_client_that_never_reads_is_dropped_and_holds_nothing_else() {
 /// connection thread for good; hundreds of them must leave the server serving.
 #[test]
 fn hundreds_of_http2_request_lines_leave_the_server_serving() {
+    let _exclusive = exclusive();
     let server = signed_server();
     for index in 0..300 {
         let mut stream = TcpStream::connect(server.addr).unwrap();
@@ -947,6 +948,7 @@ fn hundreds_of_http2_request_lines_leave_the_server_serving() {
 /// closes. Such requests are refused at once, unread, and their connections closed.
 #[test]
 fn upgrade_requests_are_refused_at_once_and_hold_nothing() {
+    let _exclusive = exclusive();
     let server = unsigned_server();
     let started = Instant::now();
     let mut held: Vec<TcpStream> = (0..8)

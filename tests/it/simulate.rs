@@ -1,13 +1,12 @@
 //! `sipgateio-callevents simulate` as a user runs it: against the real binary, against
 //! stand-in servers that answer with Gather or broken XML, and without any server.
 
-mod support;
-
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sipgateio_callevents::router::{Incoming, Reply};
-use support::*;
+
+use crate::support::*;
 
 /// Runs `simulate` with `args` to completion: (exit code, stdout, stderr).
 fn simulate(args: &[&str]) -> (i32, String, String) {

@@ -2,10 +2,9 @@
 //! full, an unusable key file, descriptors running out. Each must end in the documented
 //! behaviour with a clear message, never a hang or a silent loss.
 //!
-//! Covered elsewhere: a missing key file and a taken port (tests/binary.rs, exit 2 with one
-//! line naming the problem), a handler panic (tests/http.rs, 500 and the server serves on).
-
-mod support;
+//! Covered elsewhere: a missing key file and a taken port (tests/it/binary.rs, exit 2 with
+//! one line naming the problem), a handler panic (tests/it/http.rs, 500 and the server
+//! serves on).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const STDOUT_FAILED: &str = "could not write the event line to stdout";
 
@@ -149,6 +148,7 @@ fn closed_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
 /// are answered 200 all along, promptly.
 #[test]
 fn full_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
+    let _exclusive = exclusive();
     let dir = temp_dir("stdout-full");
     let (mut child, addr, stderr) = start(
         &dir,
@@ -244,6 +244,7 @@ fn a_key_file_that_is_a_directory_or_empty_stops_the_start() {
 /// inside tiny_http, which the loop catches). Both are tried.
 #[test]
 fn running_out_of_descriptors_is_waited_out() {
+    let _exclusive = exclusive();
     for limit in [64, 65] {
         // More connections than the descriptors allow, so they run out before the cap.
         let (mut child, addr, receiver) = start_limited(limit, &[("MAX_CONNECTIONS", "100")]);
@@ -294,6 +295,7 @@ fn running_out_of_descriptors_is_waited_out() {
 /// start a clean process.
 #[test]
 fn stuck_connection_threads_past_the_bound_end_the_process_with_a_message() {
+    let _exclusive = exclusive();
     // ulimit -n 96: (96 - 32) / 2 = 32 connections' worth of descriptors, a bound of 16.
     let (mut child, addr, receiver) = start_limited(
         96,
@@ -348,6 +350,7 @@ fn stuck_connection_threads_past_the_bound_end_the_process_with_a_message() {
 /// timeouts (21 s by default), before the stuck threads take every descriptor.
 #[test]
 fn past_the_bound_the_stuck_threads_are_found_within_seconds() {
+    let _exclusive = exclusive();
     // ulimit -n 96: a bound of 16 stuck threads; the default 10 s timeouts.
     let (mut child, addr, receiver) = start_limited(96, &[]);
     let started = Instant::now();

@@ -1,14 +1,12 @@
 //! The binary as a user runs it: settings, start-up errors, event lines, stopping.
 
-mod support;
-
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
-use support::run_binary as run;
+use crate::support::run_binary as run;
 
 #[test]
 fn bad_settings_stop_the_start_with_exit_2_and_one_line() {
@@ -230,6 +228,7 @@ fn events_go_to_stdout_and_logs_to_stderr() {
 
 #[test]
 fn sigterm_and_sigint_stop_gracefully_even_with_stuck_clients() {
+    let _exclusive = exclusive();
     for signal in ["TERM", "INT"] {
         let dir = temp_dir("shutdown");
         let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
@@ -253,6 +252,7 @@ fn sigterm_and_sigint_stop_gracefully_even_with_stuck_clients() {
 
 #[test]
 fn a_request_in_flight_at_the_stop_is_answered_and_printed() {
+    let _exclusive = exclusive();
     let dir = temp_dir("in-flight");
     let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
     let body = fixture("09-hangup-normalclearing.form");
@@ -277,6 +277,7 @@ fn a_request_in_flight_at_the_stop_is_answered_and_printed() {
 
 #[test]
 fn a_client_that_keeps_sending_cannot_hold_the_stop_open() {
+    let _exclusive = exclusive();
     let dir = temp_dir("busy-stop");
     let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
     let stdout = server.drain_stdout();

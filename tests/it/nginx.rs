@@ -14,8 +14,6 @@
 //! missing nginx is a failure (`.ci/run` installs Debian's `nginx` package; on Debian 12
 //! `nginx-light` is a transitional package that pulls in the same binary).
 
-mod support;
-
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -26,10 +24,10 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// The file under test, read at compile time so a change to it rebuilds the tests.
-const NGINX_CONF: &str = include_str!("../deploy/nginx.conf");
+const NGINX_CONF: &str = include_str!("../../deploy/nginx.conf");
 
 /// The client body timeout of the adapted test configuration (the real file has 5s).
 const TEST_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -717,6 +715,7 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
 
 #[test]
 fn a_stalled_client_is_cut_off_by_nginx_while_events_keep_flowing() {
+    let _exclusive = exclusive();
     let Some(binary) = nginx_or_skip() else {
         return;
     };

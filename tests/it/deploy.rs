@@ -1,20 +1,19 @@
-//! The deployment files besides nginx's (tests/nginx.rs): the systemd unit and the Caddyfile.
+//! The deployment files besides nginx's (tests/it/nginx.rs): the systemd unit and the
+//! Caddyfile.
 //!
 //! Each is checked for the settings the README promises, and by its own tool when that tool
 //! is installed: `systemd-analyze verify` for the unit, `caddy validate` for the Caddyfile.
 //! Without the tool the check prints "skipped: …" and only the text checks run (neither tool
 //! is needed to build or test the server, so CI does not install them).
 
-mod support;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::temp_dir;
+use crate::support::temp_dir;
 
-const UNIT: &str = include_str!("../deploy/sipgateio-callevents.service");
-const CADDYFILE: &str = include_str!("../deploy/Caddyfile");
+const UNIT: &str = include_str!("../../deploy/sipgateio-callevents.service");
+const CADDYFILE: &str = include_str!("../../deploy/Caddyfile");
 
 /// Says why a check does nothing; written past the test harness's output capture.
 fn skipped(why: &str) {

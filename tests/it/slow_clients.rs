@@ -8,8 +8,6 @@
 //! best of three timed requests after a warm-up one; a server that is really blocked
 //! fails all three (it would not answer at all).
 
-mod support;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -17,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const BOUND: Duration = Duration::from_millis(100);
 const SLOW_CLIENTS: usize = 3;
@@ -76,6 +74,7 @@ fn assert_unanswered(stream: &TcpStream) {
 
 #[test]
 fn stalled_bodies_do_not_delay_an_event() {
+    let _exclusive = exclusive();
     let server = TestServer::unsigned();
     let stalled: Vec<TcpStream> = (0..SLOW_CLIENTS)
         .map(|_| start_slow_body(server.addr))
@@ -92,6 +91,7 @@ fn stalled_bodies_do_not_delay_an_event() {
 
 #[test]
 fn trickled_bodies_do_not_delay_an_event() {
+    let _exclusive = exclusive();
     let server = TestServer::unsigned();
     let stop = Arc::new(AtomicBool::new(false));
     let tricklers: Vec<_> = (0..SLOW_CLIENTS)
@@ -125,6 +125,7 @@ fn trickled_bodies_do_not_delay_an_event() {
 /// Each connection is made idle after one answered request.
 #[test]
 fn five_hundred_idle_connections_do_not_delay_an_event() {
+    let _exclusive = exclusive();
     let dir = temp_dir("idle-connections");
     let server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
     let mut idle = Vec::with_capacity(500);
@@ -175,6 +176,7 @@ fn until_closed_by_server(stream: &mut TcpStream, wait: Duration, what: &str) ->
 /// never send, idle keep-alive ones, and a stalled body, which is answered 408 first.
 #[test]
 fn the_read_timeout_closes_silent_idle_and_stalled_connections() {
+    let _exclusive = exclusive();
     let server = TestServer::start(&[
         ("SKIP_SIGNATURE_VERIFICATION", "true"),
         ("READ_TIMEOUT_SECONDS", "1"),
