@@ -2,7 +2,8 @@
 //! sipgate would, so the whole flow can be tried without a sipgate account or a tunnel.
 //!
 //! The pure parts (options, form bodies, the check of the XML answer) are separate from
-//! the HTTP part and tested here with literal inputs; `tests/simulate.rs` runs the binary.
+//! the HTTP part and tested here with literal inputs; `tests/it/simulate.rs` runs the
+//! binary.
 //!
 //! The simulator cannot sign its requests: the signing key is sipgate's. It is meant for a
 //! server started with `SKIP_SIGNATURE_VERIFICATION=true`, and says so when refused.
