@@ -42,25 +42,12 @@ fn ci() -> bool {
     std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
 fn find_nginx() -> Option<PathBuf> {
     let debian = Path::new("/usr/sbin/nginx");
     if debian.is_file() {
         return Some(debian.to_owned());
     }
     find_on_path("nginx")
-}
-
-/// Says why a test does nothing. Written to stderr directly, not with `eprintln!`, which
-/// the test harness captures and hides for passing tests.
-fn skipped(why: &str) {
-    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 /// The nginx binary; `None` (after saying so) when it is missing outside CI.

@@ -6,6 +6,7 @@ mod process;
 mod server;
 mod wire;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
@@ -56,6 +57,20 @@ pub fn signed_capture() -> (Vec<u8>, String) {
         fixture("18-signed-real-capture.form"),
         signature.trim().to_owned(),
     )
+}
+
+/// The first `name` on `PATH`, as a shell would find it.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Says why a test does nothing. Written to stderr directly, not with `eprintln!`, which
+/// the test harness captures and hides for passing tests.
+pub fn skipped(why: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 /// A loopback port nobody listens on right now (another process may take it later).
