@@ -269,7 +269,7 @@ fn a_request_in_flight_at_the_stop_is_answered_and_printed() {
     server.signal("TERM");
     std::thread::sleep(Duration::from_millis(100));
     stream.write_all(&body[100..]).unwrap();
-    let text = read_until_closed(&mut stream, Duration::from_secs(5));
+    let text = read_until_closed(&mut stream, Duration::from_secs(5)).text;
     assert_eq!(statuses(&text), [200], "{text}");
     assert!(server.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(server.stdout().lines().count(), 1);

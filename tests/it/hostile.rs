@@ -14,8 +14,8 @@
 //! - it answers errors it finds itself (bad request line, bad header) with an empty `400`
 //!   and closes the connection.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{ErrorKind, Write};
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -82,62 +82,6 @@ impl Case {
     }
 }
 
-/// What came back on one connection.
-struct Exchange {
-    text: String,
-    closed: bool,
-}
-
-fn exchange(addr: SocketAddr, bytes: &[u8], half_close: bool, wait: Duration) -> Exchange {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    // The server may refuse the request before reading all of it; what it answered is
-    // still there to read.
-    let _ = stream.write_all(bytes);
-    if half_close {
-        let _ = stream.shutdown(Shutdown::Write);
-    }
-    let deadline = Instant::now() + wait;
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 64 * 1024];
-    let closed = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break false;
-        }
-        stream.set_read_timeout(Some(left)).unwrap();
-        match stream.read(&mut buffer) {
-            Ok(0) => break true,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break false;
-            }
-            // A reset after the answer: the server closed with our unread bytes pending.
-            Err(_) => break true,
-        }
-    };
-    Exchange {
-        text: String::from_utf8_lossy(&received).into_owned(),
-        closed,
-    }
-}
-
-/// The status of every response in `text`, any HTTP version (tiny_http answers an
-/// `HTTP/0.9` request with an `HTTP/0.9` status line). Responses follow each other without
-/// a separator, so this looks for `HTTP/d.d ddd ` anywhere; no body here contains one.
-fn status_codes(text: &str) -> Vec<u16> {
-    text.match_indices("HTTP/")
-        .filter_map(|(at, _)| {
-            let line = text.get(at..at + 13)?.as_bytes();
-            let shaped = line[5].is_ascii_digit()
-                && line[6] == b'.'
-                && line[7].is_ascii_digit()
-                && line[8] == b' '
-                && line[12] == b' ';
-            shaped.then(|| text[at + 9..at + 12].parse().ok())?
-        })
-        .collect()
-}
-
 /// A server with signature verification on, and one without.
 fn signed_server() -> TestServer {
     TestServer::start(&[])
@@ -177,7 +121,7 @@ fn run(server: &TestServer, verifying: bool, cases: Vec<Case>) {
             _ => ANSWER_WITHIN,
         };
         let got = exchange(server.addr, &case.request, case.half_close, wait);
-        let codes = status_codes(&got.text);
+        let codes = statuses(&got.text);
         let name = case.name;
         match case.expect {
             Expect::Exactly(expected) => {
@@ -907,7 +851,7 @@ fn a_pipelining_client_that_never_reads_is_dropped_and_holds_nothing_else() {
         Duration::from_secs(3),
     );
     assert_eq!(
-        status_codes(&got.text),
+        statuses(&got.text),
         [200],
         "a fresh client is not served while one connection floods ({:?})",
         started.elapsed()
@@ -969,8 +913,8 @@ fn upgrade_requests_are_refused_at_once_and_hold_nothing() {
         })
         .collect();
     for stream in &mut held {
-        let text = read_until_closed(stream, Duration::from_secs(5));
-        assert_eq!(status_codes(&text), [400], "{text}");
+        let text = read_until_closed(stream, Duration::from_secs(5)).text;
+        assert_eq!(statuses(&text), [400], "{text}");
         assert!(text.contains("Connection: upgrade"), "{text}");
     }
     assert!(

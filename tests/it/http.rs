@@ -384,7 +384,7 @@ fn oversized_bodies_get_413_declared_or_chunked() {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    let text = raw(server.addr, &chunked, Duration::from_secs(5));
+    let text = exchange(server.addr, &chunked, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&text), [413], "{text}");
     assert!(
         text.contains("the body is over the limit of 2000 bytes"),
@@ -405,11 +405,13 @@ fn a_body_shorter_than_its_content_length_gets_400() {
         "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
         body.len() + 100
     );
-    let text = raw(
+    let text = exchange(
         server.addr,
         format!("{head}{body}").as_bytes(),
+        true,
         Duration::from_secs(5),
-    );
+    )
+    .text;
     // (tiny_http then writes a second 400 of its own when it finds the half-closed
     // connection at its end; only the first answer is ours.)
     assert_eq!(statuses(&text).first(), Some(&400), "{text}");
@@ -427,11 +429,13 @@ fn a_body_shorter_than_its_content_length_gets_400() {
 #[test]
 fn invalid_content_length_gets_400() {
     let server = TestServer::unsigned();
-    let text = raw(
+    let text = exchange(
         server.addr,
         b"POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: abc\r\nConnection: close\r\n\r\n",
+        true,
         Duration::from_secs(5),
-    );
+    )
+    .text;
     assert_eq!(statuses(&text), [400], "{text}");
     assert!(text.contains("invalid Content-Length \"abc\""), "{text}");
 }
@@ -558,7 +562,7 @@ fn keep_alive_connection_serves_many_events() {
     }
     request.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     stream.write_all(&request).unwrap();
-    let text = read_until_closed(&mut stream, Duration::from_secs(10));
+    let text = read_until_closed(&mut stream, Duration::from_secs(10)).text;
     let codes = statuses(&text);
     assert_eq!(codes.len(), 51, "{text}");
     assert!(codes.iter().all(|&code| code == 200));

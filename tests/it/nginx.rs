@@ -586,7 +586,7 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
         "nginx passed on an incomplete body: proxy_request_buffering must be on"
     );
     client.write_all(&body[100..]).unwrap();
-    let response = read_until_closed(&mut client, Duration::from_secs(5));
+    let response = read_until_closed(&mut client, Duration::from_secs(5)).text;
     assert_eq!(statuses(&response), [200], "{response}");
 
     let (upstream_head, upstream_body) = upstream
@@ -632,7 +632,7 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
     // No half-close here: nginx takes a client's EOF before the answer for an abort (499).
     let mut client = TcpStream::connect(nginx.addr).unwrap();
     client.write_all(&chunked).unwrap();
-    let response = read_until_closed(&mut client, Duration::from_secs(5));
+    let response = read_until_closed(&mut client, Duration::from_secs(5)).text;
     assert_eq!(statuses(&response), [200], "{response}");
     let (upstream_head, upstream_body) = upstream
         .requests
@@ -662,7 +662,7 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
     )
     .into_bytes();
     declared.extend_from_slice(&[b'a'; 64 * 1024 + 1]);
-    let response = raw(nginx.addr, &declared, Duration::from_secs(5));
+    let response = exchange(nginx.addr, &declared, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&response), [413], "{response}");
     assert!(response.contains("nginx"), "{response}");
 
@@ -678,7 +678,7 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    let response = raw(nginx.addr, &chunked, Duration::from_secs(5));
+    let response = exchange(nginx.addr, &chunked, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&response), [413], "{response}");
 
     // A body just under the limit does reach the server (403: it is not signed), so the

@@ -32,7 +32,7 @@ fn timed_event(addr: SocketAddr) -> (Duration, String) {
     .into_bytes();
     request.extend_from_slice(&body);
     stream.write_all(&request).unwrap();
-    let text = read_until_closed(&mut stream, Duration::from_secs(5));
+    let text = read_until_closed(&mut stream, Duration::from_secs(5)).text;
     (started.elapsed(), text)
 }
 
@@ -155,21 +155,16 @@ fn five_hundred_idle_connections_do_not_delay_an_event() {
         stream
             .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
-        let text = read_until_closed(stream, Duration::from_secs(5));
+        let text = read_until_closed(stream, Duration::from_secs(5)).text;
         assert!(text.ends_with("ok"), "idle connection {index}: {text}");
     }
 }
 
 /// Reads until the server closes `stream`; panics if it is still open after `wait`.
 fn until_closed_by_server(stream: &mut TcpStream, wait: Duration, what: &str) -> String {
-    stream.set_read_timeout(Some(wait)).unwrap();
-    let mut received = Vec::new();
-    match stream.read_to_end(&mut received) {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("{what}: still open after {wait:?} ({e})"),
-    }
-    String::from_utf8_lossy(&received).into_owned()
+    let got = read_until_closed(stream, wait);
+    assert!(got.closed, "{what}: still open after {wait:?}");
+    got.text
 }
 
 /// Connections on which nothing arrives for READ_TIMEOUT_SECONDS are closed: those that
