@@ -94,8 +94,7 @@ fn a_key_file_replaces_the_embedded_key() {
         &[("Content-Type", FORM), ("X-Sipgate-Signature", &signature)],
     );
     assert_eq!(answer.status, 200);
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+    assert!(server.stop().success());
 }
 
 #[test]
@@ -211,19 +210,14 @@ fn events_go_to_stdout_and_logs_to_stderr() {
         assert_eq!(answer.status, 200);
     }
     assert_eq!(request(&server.url("/nope"), "GET", b"", &[]).status, 404);
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
-    let stdout = server.stdout();
+    let (stdout, stderr) = server.stop_cleanly();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines[0].starts_with("New call from 492111234567"));
     assert!(lines[1].starts_with("4915791234567 answered call from 492111234567"));
     assert!(lines[2].starts_with("The call has been hung up, cause normalClearing"));
     assert!(lines[3].starts_with("DTMF digits 0815"));
-    assert!(
-        server.stderr().contains("/nope"),
-        "the 404 is logged on stderr"
-    );
+    assert!(stderr.contains("/nope"), "the 404 is logged on stderr");
 }
 
 #[test]
@@ -344,6 +338,5 @@ fn env_example_and_readme_document_every_variable() {
     std::fs::write(dir.join(".env"), &example).unwrap();
     let mut server = Binary::start(&dir, &[]);
     assert_eq!(request(&server.url("/health"), "GET", b"", &[]).status, 200);
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+    assert!(server.stop().success());
 }

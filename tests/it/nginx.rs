@@ -291,20 +291,6 @@ fn server(dir: &Path, extra: &[(&str, &str)]) -> Binary {
     Binary::start(dir, &vars)
 }
 
-/// Stops the server and returns (stdout, stderr) once it has exited.
-fn stop(server: &mut Binary) -> (String, String) {
-    server.signal("TERM");
-    let (status, _) = server.wait_exit(Duration::from_secs(10));
-    assert!(status.success(), "{status}: {}", server.stderr());
-    let stdout = server.stdout();
-    // The stderr reader thread may still be taking the last lines.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !server.stderr().contains("stopped") && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
-    (stdout, server.stderr())
-}
-
 /// POSTs the real signed request (fixture 18) through `url`.
 fn post_signed(url: &str) -> Answer {
     let (body, signature) = signed_capture();
@@ -486,7 +472,7 @@ fn the_real_signed_request_passes_nginx_and_the_signature_check() {
     assert_eq!(other.status, 404);
     assert!(other.body.contains("nginx"), "{other:?}");
 
-    let (stdout, stderr) = stop(&mut server);
+    let (stdout, stderr) = server.stop_cleanly();
     assert_eq!(event_lines(&stdout), 1, "{stdout}");
     assert!(!stderr.contains("/admin"), "{stderr}");
 }
@@ -691,7 +677,7 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
     );
     assert_eq!(fits.status, 403, "{fits:?}");
 
-    let (stdout, stderr) = stop(&mut server);
+    let (stdout, stderr) = server.stop_cleanly();
     assert_eq!(event_lines(&stdout), 0, "{stdout}");
     assert_eq!(
         stderr.matches("POST /on-hangup").count(),
@@ -768,7 +754,7 @@ fn a_stalled_client_is_cut_off_by_nginx_while_events_keep_flowing() {
         "{access_log}"
     );
 
-    let (stdout, stderr) = stop(&mut server);
+    let (stdout, stderr) = server.stop_cleanly();
     assert_eq!(event_lines(&stdout), 5, "{stdout}");
     assert!(
         !stderr.contains("/on-hangup"),
@@ -794,7 +780,7 @@ fn two_instances_behind_one_upstream_both_receive_events_and_cover_for_each_othe
         assert_eq!(answer.status, 200, "{answer:?}");
     }
 
-    let (first_out, _) = stop(&mut first);
+    let (first_out, _) = first.stop_cleanly();
     let a = event_lines(&first_out);
     assert!(a >= 1, "the first instance got no events");
 
@@ -805,7 +791,7 @@ fn two_instances_behind_one_upstream_both_receive_events_and_cover_for_each_othe
         assert_eq!(answer.status, 200, "{answer:?}");
     }
 
-    let (second_out, _) = stop(&mut second);
+    let (second_out, _) = second.stop_cleanly();
     let b = event_lines(&second_out);
     assert_eq!(a + b, 10, "{first_out}\n{second_out}");
     assert!(b >= 5, "the second instance got {b} events");

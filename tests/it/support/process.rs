@@ -3,19 +3,12 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The binary, started with `vars` on 127.0.0.1:0 in `dir` (so no stray .env is read).
-pub struct Binary {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub stderr_lines: Arc<Mutex<Vec<String>>>,
-    stdout: Option<std::process::ChildStdout>,
-}
-
+/// The binary's command, to run in `dir` on 127.0.0.1:0 with only `vars` of its settings.
 pub fn binary_command(dir: &Path, vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sipgateio-callevents"));
     command.current_dir(dir);
@@ -46,46 +39,57 @@ pub fn run_binary(dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> (i32, Str
     )
 }
 
+/// The binary running as a child process, at the address it logged; killed on drop.
+pub struct Binary {
+    child: Child,
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stderr_reader: thread::JoinHandle<()>,
+    stdout: Option<ChildStdout>,
+}
+
 impl Binary {
+    /// The binary, started with `vars` on 127.0.0.1:0 in `dir` (so no stray .env is read),
+    /// its stdout piped here.
     pub fn start(dir: &Path, vars: &[(&str, &str)]) -> Binary {
-        let mut child = binary_command(dir, vars)
+        Binary::spawn(binary_command(dir, vars).stdout(Stdio::piped()))
+    }
+
+    /// Spawns `command` (the binary, or a shell that execs it) with stdin closed and its
+    /// stderr collected, and waits for the address it logs. Its stdout is as `command`
+    /// sets it; when piped, it stays unread until [`Binary::stdout`] or
+    /// [`Binary::drain_stdout`] reads it.
+    pub fn spawn(command: &mut Command) -> Binary {
+        let mut child = command
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
-        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
-        let (addr_sender, addr_receiver) = std::sync::mpsc::channel();
-        let collected = Arc::clone(&stderr_lines);
-        thread::spawn(move || {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (addr_sender, addr_receiver) = mpsc::channel();
+        let collected = Arc::clone(&lines);
+        let stderr_reader = thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest
-                        .split(' ')
-                        .next()
-                        .unwrap()
-                        .parse::<SocketAddr>()
-                        .unwrap();
-                    let _ = addr_sender.send(addr);
+                    let addr = rest.split(' ').next().unwrap().parse::<SocketAddr>();
+                    let _ = addr_sender.send(addr.unwrap());
                 }
                 collected.lock().unwrap().push(line);
             }
         });
-        let addr = addr_receiver
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the binary did not start: {:?}",
-                    stderr_lines.lock().unwrap()
-                )
-            });
+        let Ok(addr) = addr_receiver.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the binary did not start: {:?}", lines.lock().unwrap());
+        };
         let stdout = child.stdout.take();
         Binary {
             child,
             addr,
-            stderr_lines,
+            stderr: lines,
+            stderr_reader,
             stdout,
         }
     }
@@ -103,19 +107,48 @@ impl Binary {
         assert!(status.success());
     }
 
-    /// Waits up to `limit` for the process to exit; kills it and fails the test otherwise.
-    pub fn wait_exit(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits up to `limit` for the process to exit, and then for the last of its stderr;
+    /// kills it and fails the test if it does not exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> (ExitStatus, Duration) {
         let started = Instant::now();
-        loop {
+        let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, started.elapsed());
+                break status;
             }
             if started.elapsed() > limit {
                 let _ = self.child.kill();
-                panic!("the server did not exit within {limit:?}");
+                panic!(
+                    "the server did not exit within {limit:?}; stderr:\n{}",
+                    self.stderr()
+                );
             }
             thread::sleep(Duration::from_millis(10));
+        };
+        let took = started.elapsed();
+        // The pipe ends with the process; a line may still be on its way to the reader.
+        let read_by = Instant::now() + Duration::from_secs(2);
+        while !self.stderr_reader.is_finished() && Instant::now() < read_by {
+            thread::sleep(Duration::from_millis(5));
         }
+        (status, took)
+    }
+
+    /// Stops the process as a supervisor would (SIGTERM) and waits up to 10 s for it.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(10)).0
+    }
+
+    /// [`Binary::stop`], which must end in exit 0; then everything the process wrote:
+    /// (stdout, stderr).
+    pub fn stop_cleanly(&mut self) -> (String, String) {
+        let status = self.stop();
+        assert!(status.success(), "{status}: {}", self.stderr());
+        (self.stdout(), self.stderr())
     }
 
     /// Everything the process wrote to stdout (call after it exited).
@@ -134,8 +167,35 @@ impl Binary {
         thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).count())
     }
 
+    /// Closes the read end of the stdout pipe: every write the process makes to it fails
+    /// from then on (EPIPE).
+    pub fn close_stdout(&mut self) {
+        drop(self.stdout.take().expect("stdout piped and not taken yet"));
+    }
+
+    /// The stderr lines so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
     pub fn stderr(&self) -> String {
-        self.stderr_lines.lock().unwrap().join("\n")
+        self.stderr_lines().join("\n")
+    }
+
+    /// The stderr lines once `enough` holds for them, or when `wait` has passed.
+    pub fn wait_for_stderr(
+        &self,
+        wait: Duration,
+        enough: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let lines = self.stderr_lines();
+            if enough(&lines) || Instant::now() >= deadline {
+                return lines;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
