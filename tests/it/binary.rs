@@ -195,14 +195,14 @@ fn events_go_to_stdout_and_logs_to_stderr() {
             .contains("SKIP_SIGNATURE_VERIFICATION is on"),
         "a warning at start"
     );
-    for (path, name) in [
-        ("/new-call", "01-newcall-in.form"),
-        ("/on-answer", "07-answer-in.form"),
-        ("/on-hangup", "09-hangup-normalclearing.form"),
-        ("/on-dtmf", "13-dtmf-digits.form"),
+    for name in [
+        "01-newcall-in.form",
+        "07-answer-in.form",
+        "09-hangup-normalclearing.form",
+        "13-dtmf-digits.form",
     ] {
         let answer = request(
-            &server.url(path),
+            &server.url(route(kind_of(name))),
             "POST",
             &fixture(name),
             &[("Content-Type", FORM)],

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 
+use sipgateio_callevents::event::EventKind;
+use sipgateio_callevents::router::paths;
+
 pub use client::*;
 pub use process::*;
 pub use server::*;
@@ -48,6 +51,51 @@ pub fn fixtures_dir() -> PathBuf {
 /// The bytes of `tests/fixtures/{name}`.
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(fixtures_dir().join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// Every fixture of an event sipgate sends, with its kind. Fixture 19, sipgateio-node's
+/// signature test vector, is not one: it has no callId.
+pub const EVENT_FIXTURES: [(&str, EventKind); 18] = [
+    ("01-newcall-in.form", EventKind::NewCall),
+    ("02-newcall-in-group.form", EventKind::NewCall),
+    ("03-newcall-in-anonymous.form", EventKind::NewCall),
+    ("04-newcall-out.form", EventKind::NewCall),
+    ("05-newcall-in-forwarded-voicemail.form", EventKind::NewCall),
+    ("06-newcall-in-utf8-name.form", EventKind::NewCall),
+    ("07-answer-in.form", EventKind::Answer),
+    ("08-answer-out.form", EventKind::Answer),
+    ("09-hangup-normalclearing.form", EventKind::Hangup),
+    ("10-hangup-cancel-anonymous.form", EventKind::Hangup),
+    ("11-hangup-forwarded.form", EventKind::Hangup),
+    ("12-hangup-busy-out.form", EventKind::Hangup),
+    ("13-dtmf-digits.form", EventKind::Dtmf),
+    ("14-dtmf-omitted.form", EventKind::Dtmf),
+    ("15-dtmf-empty.form", EventKind::Dtmf),
+    ("16-legacy-newcall-in-minimal.form", EventKind::NewCall),
+    (
+        "17-legacy-newcall-out-extension-from.form",
+        EventKind::NewCall,
+    ),
+    ("18-signed-real-capture.form", EventKind::NewCall),
+];
+
+/// The kind of the event in fixture `name`.
+pub fn kind_of(name: &str) -> EventKind {
+    EVENT_FIXTURES
+        .iter()
+        .find(|(fixture, _)| *fixture == name)
+        .unwrap_or_else(|| panic!("{name} is not an event fixture"))
+        .1
+}
+
+/// The route sipgate posts an event of `kind` to.
+pub fn route(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::NewCall => paths::NEW_CALL,
+        EventKind::Answer => paths::ON_ANSWER,
+        EventKind::Hangup => paths::ON_HANGUP,
+        EventKind::Dtmf => paths::ON_DTMF,
+    }
 }
 
 /// The real signed request (fixture 18) and its signature header.
