@@ -230,7 +230,8 @@ fn sigterm_and_sigint_stop_gracefully_even_with_stuck_clients() {
         let mut idle = TcpStream::connect(server.addr).unwrap();
         write!(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut stuck = TcpStream::connect(server.addr).unwrap();
-        write!(stuck, "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\ncallId=x").unwrap();
+        let large = raw_post("/on-hangup").length(60000).body("callId=x");
+        stuck.write_all(&large.bytes()).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         server.signal(signal);
         let (status, took) = server.wait_exit(Duration::from_secs(10));
@@ -252,12 +253,8 @@ fn a_request_in_flight_at_the_stop_is_answered_and_printed() {
     let body = fixture("09-hangup-normalclearing.form");
     // The headers and half the body now, the rest after the signal.
     let mut stream = TcpStream::connect(server.addr).unwrap();
-    write!(
-        stream,
-        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
+    let request = raw_post("/on-hangup").close().body(&body);
+    stream.write_all(&request.head()).unwrap();
     stream.write_all(&body[..100]).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     server.signal("TERM");
@@ -281,19 +278,13 @@ fn a_client_that_keeps_sending_cannot_hold_the_stop_open() {
         let mut sink = Vec::new();
         let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
     });
-    let body = fixture("09-hangup-normalclearing.form");
+    let request = raw_post("/on-hangup")
+        .body(fixture("09-hangup-normalclearing.form"))
+        .bytes();
     let sender = std::thread::spawn(move || {
         // Bounded: the server is gone long before this many.
         for _ in 0..200_000 {
-            let head = format!(
-                "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            if stream
-                .write_all(head.as_bytes())
-                .and_then(|()| stream.write_all(&body))
-                .is_err()
-            {
+            if stream.write_all(&request).is_err() {
                 break;
             }
         }

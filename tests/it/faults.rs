@@ -77,11 +77,8 @@ fn full_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
     for index in 0..1500 {
         let body = format!("event=hangup&cause=busy&callId=full-{index}");
         let started = Instant::now();
-        let request = format!(
-            "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).unwrap();
+        let request = raw_post("/on-hangup").body(&body).bytes();
+        stream.write_all(&request).unwrap();
         // The answer to a hangup has an empty body: read its head.
         let mut status = String::new();
         reader.read_line(&mut status).unwrap();

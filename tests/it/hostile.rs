@@ -157,20 +157,6 @@ fn run(server: &TestServer, verifying: bool, cases: Vec<Case>) {
     }
 }
 
-fn post(path: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\n{FORM_HEADERS}{extra_headers}Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    request
-}
-
-fn hangup(body: &[u8]) -> Vec<u8> {
-    post("/on-hangup", "", body)
-}
-
 #[test]
 fn request_lines_and_versions() {
     use Expect::*;
@@ -282,7 +268,11 @@ fn header_syntax() {
         &server,
         true,
         vec![
-            Case::new("header line without a colon", get(b"Host x"), Exactly(&[400])),
+            Case::new(
+                "header line without a colon",
+                get(b"Host x"),
+                Exactly(&[400]),
+            ),
             // obs-fold: the continuation line is trimmed and parsed as a header of its own.
             Case::new(
                 "obs-fold continuation without a colon",
@@ -295,7 +285,11 @@ fn header_syntax() {
                 Exactly(&[200]),
             ),
             Case::new("NUL in a header value", get(b"X-A: a\0b"), Exactly(&[400])),
-            Case::new("bare CR in a header value", get(b"X-A: a\rb"), Exactly(&[400])),
+            Case::new(
+                "bare CR in a header value",
+                get(b"X-A: a\rb"),
+                Exactly(&[400]),
+            ),
             Case::new(
                 "LF injecting a header",
                 get(b"X-A: a\nX-Injected: b"),
@@ -325,13 +319,12 @@ fn header_syntax() {
             ),
             Case::new(
                 "Expect: 100-continue",
-                post(
-                    "/new-call",
-                    &format!(
-                        "Expect: 100-continue\r\nX-Sipgate-Signature: {signature}\r\nConnection: close\r\n"
-                    ),
-                    &body,
-                ),
+                raw_post("/new-call")
+                    .header("Expect", "100-continue")
+                    .header("X-Sipgate-Signature", &signature)
+                    .close()
+                    .body(&body)
+                    .bytes(),
                 Exactly(&[100, 200]),
             )
             .events(1),
@@ -349,9 +342,11 @@ fn content_length() {
     use Expect::*;
     let server = unsigned_server();
     let with_length = |length: &str, body: &str| {
-        format!(
-            "POST /on-hangup HTTP/1.1\r\n{FORM_HEADERS}Content-Length: {length}\r\nConnection: close\r\n\r\n{body}"
-        )
+        raw_post("/on-hangup")
+            .length(length)
+            .close()
+            .body(body)
+            .bytes()
     };
     run(
         &server,
@@ -410,17 +405,15 @@ fn content_length() {
             // tiny_http buffers bodies up to 1 KiB itself and answers a short one with 400.
             Case::new(
                 "small body cut short",
-                format!(
-                    "POST /on-hangup HTTP/1.1\r\n{FORM_HEADERS}Content-Length: 100\r\n\r\ncallId=x"
-                ),
+                raw_post("/on-hangup").length(100).body("callId=x").bytes(),
                 Exactly(&[400]),
             ),
             Case::new(
                 "large body cut short",
-                format!(
-                    "POST /on-hangup HTTP/1.1\r\n{FORM_HEADERS}Content-Length: 5000\r\n\r\ncallId=x&pad={}",
-                    "p".repeat(2000)
-                ),
+                raw_post("/on-hangup")
+                    .length(5000)
+                    .body(format!("callId=x&pad={}", "p".repeat(2000)))
+                    .bytes(),
                 First(400),
             )
             .containing("the body ended after 2013 of its 5000 bytes"),
@@ -543,7 +536,7 @@ fn bodies() {
     use Expect::*;
     let server = unsigned_server();
     let ok = Exactly(&[200]);
-    let close = |body: &[u8]| post("/on-hangup", "Connection: close\r\n", body);
+    let close = |body: &[u8]| raw_post("/on-hangup").close().body(body).bytes();
     let mut within_limit = b"callId=big&pad=".to_vec();
     within_limit.resize(65536, b'p');
     let mut giant_call_id = b"callId=".to_vec();
@@ -666,12 +659,15 @@ fn signature_headers() {
     use Expect::*;
     let server = signed_server();
     let (body, signature) = signed_capture();
-    let signed = |headers: &str| {
-        post(
-            "/new-call",
-            &format!("{headers}Connection: close\r\n"),
-            &body,
-        )
+    let signed = |signatures: &[&str]| {
+        signatures
+            .iter()
+            .fold(raw_post("/new-call"), |request, signature| {
+                request.header("X-Sipgate-Signature", signature)
+            })
+            .close()
+            .body(&body)
+            .bytes()
     };
     let bogus = "A".repeat(684);
     run(
@@ -680,50 +676,42 @@ fn signature_headers() {
         vec![
             Case::new(
                 "valid signature, then a bogus one",
-                signed(&format!(
-                    "X-Sipgate-Signature: {signature}\r\nX-Sipgate-Signature: {bogus}\r\n"
-                )),
+                signed(&[&signature, &bogus]),
                 Exactly(&[200]),
             )
             .events(1),
             Case::new(
                 "bogus signature, then the valid one",
-                signed(&format!(
-                    "X-Sipgate-Signature: {bogus}\r\nX-Sipgate-Signature: {signature}\r\n"
-                )),
+                signed(&[&bogus, &signature]),
                 Exactly(&[403]),
             ),
             Case::new(
                 "1 MiB signature",
-                signed(&format!(
-                    "X-Sipgate-Signature: {}\r\n",
-                    "QUFB".repeat(1 << 18)
-                )),
+                signed(&[&"QUFB".repeat(1 << 18)]),
                 Exactly(&[403]),
             )
             .containing("does not match"),
             Case::new(
                 "signature padded with spaces",
-                signed(&format!("X-Sipgate-Signature:    {signature}   \r\n")),
+                signed(&[&format!("   {signature}   ")]),
                 Exactly(&[200]),
             )
             .events(1),
             Case::new(
                 "signature of another body",
-                post(
-                    "/new-call",
-                    &format!("X-Sipgate-Signature: {signature}\r\nConnection: close\r\n"),
-                    &fixture("01-newcall-in.form"),
-                ),
+                raw_post("/new-call")
+                    .header("X-Sipgate-Signature", &signature)
+                    .close()
+                    .body(fixture("01-newcall-in.form"))
+                    .bytes(),
                 Exactly(&[403]),
             ),
             Case::new(
                 "signature, no body",
-                post(
-                    "/new-call",
-                    &format!("X-Sipgate-Signature: {signature}\r\nConnection: close\r\n"),
-                    b"",
-                ),
+                raw_post("/new-call")
+                    .header("X-Sipgate-Signature", &signature)
+                    .close()
+                    .bytes(),
                 Exactly(&[403]),
             ),
         ],
@@ -734,11 +722,13 @@ fn signature_headers() {
 /// only bound is memory (each is held whole until the request is parsed).
 #[test]
 fn no_size_limits_on_request_lines_and_headers() {
-    let _exclusive = exclusive();
     use Expect::*;
+    let _exclusive = exclusive();
     let server = unsigned_server();
     let mib = "a".repeat(1 << 20);
-    let many: String = (0..10_000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many_headers = (0..10_000).fold(raw_post("/on-hangup"), |request, i| {
+        request.header(&format!("X-H{i}"), "v")
+    });
     run(
         &server,
         false,
@@ -746,31 +736,26 @@ fn no_size_limits_on_request_lines_and_headers() {
             // The query is not part of the route, so this is a valid event.
             Case::new(
                 "1 MiB request line",
-                post(
-                    &format!("/on-hangup?{mib}"),
-                    "Connection: close\r\n",
-                    b"callId=x",
-                ),
+                raw_post(&format!("/on-hangup?{mib}"))
+                    .close()
+                    .body("callId=x")
+                    .bytes(),
                 Exactly(&[200]),
             )
             .events(1),
             Case::new(
                 "1 MiB header line",
-                post(
-                    "/on-hangup",
-                    &format!("X-Big: {mib}\r\nConnection: close\r\n"),
-                    b"callId=x",
-                ),
+                raw_post("/on-hangup")
+                    .header("X-Big", &mib)
+                    .close()
+                    .body("callId=x")
+                    .bytes(),
                 Exactly(&[200]),
             )
             .events(1),
             Case::new(
                 "10,000 headers",
-                post(
-                    "/on-hangup",
-                    &format!("{many}Connection: close\r\n"),
-                    b"callId=x",
-                ),
+                many_headers.close().body("callId=x").bytes(),
                 Exactly(&[200]),
             )
             .events(1),
@@ -782,9 +767,10 @@ fn no_size_limits_on_request_lines_and_headers() {
 fn connections() {
     use Expect::*;
     let server = unsigned_server();
+    let hangup = |body: &str| raw_post("/on-hangup").body(body).bytes();
     let mut pipelined = Vec::new();
     for call_id in ["p1", "p2", "p3", "p4", "p5", "p6"] {
-        pipelined.extend(hangup(format!("callId={call_id}").as_bytes()));
+        pipelined.extend(hangup(&format!("callId={call_id}")));
     }
     pipelined.extend_from_slice(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
     run(
@@ -802,7 +788,7 @@ fn connections() {
             Case::new("pipelined requests", pipelined, Exactly(&[200; 7])).events(6),
             Case::new(
                 "keep-alive, then a half-close",
-                hangup(b"callId=k"),
+                hangup("callId=k"),
                 First(200),
             )
             .events(1),

@@ -368,13 +368,11 @@ fn oversized_bodies_get_413_declared_or_chunked() {
         "a body of 2001 bytes is over the limit of 2000 bytes (MAX_BODY_BYTES)"
     );
 
-    let mut chunked = b"POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
-    for _ in 0..3 {
-        chunked.extend_from_slice(b"3e8\r\n");
-        chunked.extend_from_slice(&[b'a'; 1000]);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = raw_post("/on-hangup")
+        .close()
+        .chunked(1000)
+        .body(vec![b'a'; 3000])
+        .bytes();
     let text = exchange(server.addr, &chunked, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&text), [413], "{text}");
     assert!(
@@ -392,17 +390,8 @@ fn oversized_bodies_get_413_declared_or_chunked() {
 fn a_body_shorter_than_its_content_length_gets_400() {
     let server = TestServer::unsigned();
     let body = format!("callId=x&pad={}", "p".repeat(1500));
-    let head = format!(
-        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
-        body.len() + 100
-    );
-    let text = exchange(
-        server.addr,
-        format!("{head}{body}").as_bytes(),
-        true,
-        Duration::from_secs(5),
-    )
-    .text;
+    let request = raw_post("/on-hangup").length(body.len() + 100).body(&body);
+    let text = exchange(server.addr, &request.bytes(), true, Duration::from_secs(5)).text;
     // (tiny_http then writes a second 400 of its own when it finds the half-closed
     // connection at its end; only the first answer is ours.)
     assert_eq!(statuses(&text).first(), Some(&400), "{text}");
@@ -437,11 +426,8 @@ fn a_huge_content_length_is_refused_and_the_next_request_is_served() {
     let server = TestServer::unsigned();
     for length in ["1000000000000000", "18446744073709551615"] {
         let mut stream = TcpStream::connect(server.addr).unwrap();
-        write!(
-            stream,
-            "POST /new-call HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\nevent=newCall"
-        )
-        .unwrap();
+        let request = raw_post("/new-call").length(length).body("event=newCall");
+        stream.write_all(&request.bytes()).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -541,16 +527,7 @@ fn keep_alive_connection_serves_many_events() {
     let server = TestServer::unsigned();
     let body = fixture("09-hangup-normalclearing.form");
     let mut stream = TcpStream::connect(server.addr).unwrap();
-    let mut request = Vec::new();
-    for _ in 0..50 {
-        write!(
-            request,
-            "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        request.extend_from_slice(&body);
-    }
+    let mut request = raw_post("/on-hangup").body(&body).bytes().repeat(50);
     request.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     stream.write_all(&request).unwrap();
     let text = read_until_closed(&mut stream, Duration::from_secs(10)).text;

@@ -558,12 +558,11 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
 
     // Headers and part of the body: nginx must not contact the upstream yet.
     let mut client = TcpStream::connect(nginx.addr).unwrap();
-    let head = format!(
-        "POST /new-call?token=a%20b HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-         X-Sipgate-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    client.write_all(head.as_bytes()).unwrap();
+    let request = raw_post("/new-call?token=a%20b")
+        .host("hooks.example.com")
+        .header("X-Sipgate-Signature", &signature)
+        .body(&body);
+    client.write_all(&request.head()).unwrap();
     client.write_all(&body[..100]).unwrap();
     thread::sleep(Duration::from_millis(700));
     assert_eq!(
@@ -601,20 +600,12 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
     assert_eq!(header_values(&upstream_head, "X-Forwarded-Proto"), ["http"]);
 
     // A chunked request body reaches the server as one Content-Length body, too.
-    let chunked = {
-        let mut bytes = format!(
-            "POST /on-hangup HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-             X-Sipgate-Signature: {signature}\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        .into_bytes();
-        for chunk in body.chunks(50) {
-            bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-            bytes.extend_from_slice(chunk);
-            bytes.extend_from_slice(b"\r\n");
-        }
-        bytes.extend_from_slice(b"0\r\n\r\n");
-        bytes
-    };
+    let chunked = raw_post("/on-hangup")
+        .host("hooks.example.com")
+        .header("X-Sipgate-Signature", &signature)
+        .chunked(50)
+        .body(&body)
+        .bytes();
     // No half-close here: nginx takes a client's EOF before the answer for an abort (499).
     let mut client = TcpStream::connect(nginx.addr).unwrap();
     client.write_all(&chunked).unwrap();
@@ -641,29 +632,20 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
     let nginx = Nginx::start(&binary, &temp_dir("nginx-413"), &[server.addr]);
 
     // Declared too large: refused on the header alone (nginx reads and drops the body).
-    let mut declared = format!(
-        "POST /on-hangup HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-         Content-Length: {}\r\n\r\n",
-        64 * 1024 + 1
-    )
-    .into_bytes();
-    declared.extend_from_slice(&[b'a'; 64 * 1024 + 1]);
+    let declared = raw_post("/on-hangup")
+        .host("hooks.example.com")
+        .body(vec![b'a'; 64 * 1024 + 1])
+        .bytes();
     let response = exchange(nginx.addr, &declared, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&response), [413], "{response}");
     assert!(response.contains("nginx"), "{response}");
 
     // Chunked, so only counting the body finds it too large.
-    let mut chunked = format!(
-        "POST /on-hangup HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-         Transfer-Encoding: chunked\r\n\r\n"
-    )
-    .into_bytes();
-    for _ in 0..70 {
-        chunked.extend_from_slice(b"3e8\r\n");
-        chunked.extend_from_slice(&[b'a'; 1000]);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = raw_post("/on-hangup")
+        .host("hooks.example.com")
+        .chunked(1000)
+        .body(vec![b'a'; 70_000])
+        .bytes();
     let response = exchange(nginx.addr, &chunked, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&response), [413], "{response}");
 
@@ -699,12 +681,11 @@ fn a_stalled_client_is_cut_off_by_nginx_while_events_keep_flowing() {
     let mut stalled: Vec<(TcpStream, Instant)> = (0..3)
         .map(|_| {
             let mut stream = TcpStream::connect(nginx.addr).unwrap();
-            let head = format!(
-                "POST /on-hangup HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-                 Content-Length: 60000\r\n\r\n"
-            );
-            stream.write_all(head.as_bytes()).unwrap();
-            stream.write_all(&[b'a'; 2000]).unwrap();
+            let request = raw_post("/on-hangup")
+                .host("hooks.example.com")
+                .length(60000)
+                .body([b'a'; 2000]);
+            stream.write_all(&request.bytes()).unwrap();
             (stream, Instant::now())
         })
         .collect();

@@ -22,15 +22,12 @@ const SLOW_CLIENTS: usize = 3;
 
 /// One normal unsigned hangup on a fresh connection, timed from connect to the whole answer.
 fn timed_event(addr: SocketAddr) -> (Duration, String) {
-    let body = fixture("09-hangup-normalclearing.form");
+    let request = raw_post("/on-hangup")
+        .close()
+        .body(fixture("09-hangup-normalclearing.form"))
+        .bytes();
     let started = Instant::now();
     let mut stream = TcpStream::connect(addr).unwrap();
-    let mut request = format!(
-        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&body);
     stream.write_all(&request).unwrap();
     let text = read_until_closed(&mut stream, Duration::from_secs(5)).text;
     (started.elapsed(), text)
@@ -53,11 +50,10 @@ fn best_of_three(addr: SocketAddr) -> Duration {
 /// Sends the headers of a 60 kB event, and the first bytes of its body.
 fn start_slow_body(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: 60000\r\n\r\ncallId=slow&pad="
-    )
-    .unwrap();
+    let request = raw_post("/on-hangup")
+        .length(60000)
+        .body("callId=slow&pad=");
+    stream.write_all(&request.bytes()).unwrap();
     stream
 }
 
