@@ -86,14 +86,7 @@ fn a_key_file_replaces_the_embedded_key() {
     )
     .unwrap();
     let mut server = Binary::start(&dir, &[("SIPGATE_PUBLIC_KEY_FILE", "rotated.pem")]);
-    let (body, signature) = signed_capture();
-    let answer = request(
-        &server.url("/new-call"),
-        "POST",
-        &body,
-        &[("Content-Type", FORM), ("X-Sipgate-Signature", &signature)],
-    );
-    assert_eq!(answer.status, 200);
+    assert_eq!(post_signed(&server.url("/new-call")).status, 200);
     assert!(server.stop().success());
 }
 
@@ -132,11 +125,10 @@ fn environment_wins_over_env_file() {
             ("SKIP_SIGNATURE_VERIFICATION", "true"),
         ],
     );
-    let answer = request(
+    let answer = post(
         &server.url("/new-call"),
-        "POST",
         &fixture("01-newcall-in.form"),
-        &[("Content-Type", FORM)],
+        &[],
     );
     assert!(
         answer.body.contains("https://from-env.example/on-answer"),
@@ -201,15 +193,10 @@ fn events_go_to_stdout_and_logs_to_stderr() {
         "09-hangup-normalclearing.form",
         "13-dtmf-digits.form",
     ] {
-        let answer = request(
-            &server.url(route(kind_of(name))),
-            "POST",
-            &fixture(name),
-            &[("Content-Type", FORM)],
-        );
+        let answer = post(&server.url(route(kind_of(name))), &fixture(name), &[]);
         assert_eq!(answer.status, 200);
     }
-    assert_eq!(request(&server.url("/nope"), "GET", b"", &[]).status, 404);
+    assert_eq!(get(&server.url("/nope")).status, 404);
     let (stdout, stderr) = server.stop_cleanly();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
@@ -328,6 +315,6 @@ fn env_example_and_readme_document_every_variable() {
     // LISTEN_ADDR from the environment wins, so the test takes a free port.
     std::fs::write(dir.join(".env"), &example).unwrap();
     let mut server = Binary::start(&dir, &[]);
-    assert_eq!(request(&server.url("/health"), "GET", b"", &[]).status, 200);
+    assert_eq!(get(&server.url("/health")).status, 200);
     assert!(server.stop().success());
 }

@@ -17,11 +17,10 @@ use crate::support::*;
 const STDOUT_FAILED: &str = "could not write the event line to stdout";
 
 fn hangup(addr: SocketAddr, call_id: &str) -> Answer {
-    request(
+    post(
         &format!("http://{addr}/on-hangup"),
-        "POST",
         format!("event=hangup&cause=busy&callId={call_id}").as_bytes(),
-        &[("Content-Type", FORM)],
+        &[],
     )
 }
 

@@ -96,8 +96,7 @@ fn unsigned_server() -> TestServer {
 fn assert_still_serves(server: &TestServer, verifying: bool, after: &str) {
     let before = server.lines.all().len();
     let answer = if verifying {
-        let (body, signature) = signed_capture();
-        server.post("/new-call", &body, &[("X-Sipgate-Signature", &signature)])
+        post_signed(&server.url("/new-call"))
     } else {
         server.post_form("/on-hangup", &fixture("09-hangup-normalclearing.form"))
     };

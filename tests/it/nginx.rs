@@ -282,24 +282,23 @@ impl Drop for Nginx {
 
 /// A server instance for these tests: verification on, the public URL set, and every
 /// request it answers logged (debug) so a test can tell what reached it.
-fn server(dir: &Path, extra: &[(&str, &str)]) -> Binary {
-    let mut vars = vec![
-        ("WEBHOOK_URL", PUBLIC_URL),
-        ("RUST_LOG", "info,sipgateio_callevents=debug"),
-    ];
-    vars.extend_from_slice(extra);
-    Binary::start(dir, &vars)
+fn server(name: &str) -> Binary {
+    Binary::start(
+        &temp_dir(name),
+        &[
+            ("WEBHOOK_URL", PUBLIC_URL),
+            ("RUST_LOG", "info,sipgateio_callevents=debug"),
+        ],
+    )
 }
 
-/// POSTs the real signed request (fixture 18) through `url`.
-fn post_signed(url: &str) -> Answer {
-    let (body, signature) = signed_capture();
-    request(
-        url,
-        "POST",
-        &body,
-        &[("Content-Type", FORM), ("X-Sipgate-Signature", &signature)],
-    )
+/// A server instance behind nginx; `None` (after saying so) when nginx is missing outside
+/// CI.
+fn server_behind_nginx(name: &str) -> Option<(Binary, Nginx)> {
+    let binary = nginx_or_skip()?;
+    let server = server(&format!("{name}-server"));
+    let nginx = Nginx::start(&binary, &temp_dir(name), &[server.addr]);
+    Some((server, nginx))
 }
 
 fn event_lines(stdout: &str) -> usize {
@@ -432,11 +431,9 @@ fn the_real_file_passes_nginx_t_with_its_tls_lines() {
 
 #[test]
 fn the_real_signed_request_passes_nginx_and_the_signature_check() {
-    let Some(binary) = nginx_or_skip() else {
+    let Some((mut server, nginx)) = server_behind_nginx("nginx-signed") else {
         return;
     };
-    let mut server = server(&temp_dir("nginx-signed-server"), &[]);
-    let nginx = Nginx::start(&binary, &temp_dir("nginx-signed"), &[server.addr]);
 
     let answer = post_signed(&nginx.url("/new-call"));
     assert_eq!(answer.status, 200, "{answer:?}\n{}", nginx.logs());
@@ -458,17 +455,16 @@ fn the_real_signed_request_passes_nginx_and_the_signature_check() {
     let (mut body, signature) = signed_capture();
     let last = body.len() - 1;
     body[last] ^= 1;
-    let tampered = request(
+    let tampered = post(
         &nginx.url("/new-call"),
-        "POST",
         &body,
-        &[("Content-Type", FORM), ("X-Sipgate-Signature", &signature)],
+        &[("X-Sipgate-Signature", &signature)],
     );
     assert_eq!(tampered.status, 403, "{tampered:?}");
 
     // /health is proxied, other paths are not.
-    assert_eq!(request(&nginx.url("/health"), "GET", b"", &[]).status, 200);
-    let other = request(&nginx.url("/admin"), "GET", b"", &[]);
+    assert_eq!(get(&nginx.url("/health")).status, 200);
+    let other = get(&nginx.url("/admin"));
     assert_eq!(other.status, 404);
     assert!(other.body.contains("nginx"), "{other:?}");
 
@@ -625,11 +621,9 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
 
 #[test]
 fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
-    let Some(binary) = nginx_or_skip() else {
+    let Some((mut server, nginx)) = server_behind_nginx("nginx-413") else {
         return;
     };
-    let mut server = server(&temp_dir("nginx-413-server"), &[]);
-    let nginx = Nginx::start(&binary, &temp_dir("nginx-413"), &[server.addr]);
 
     // Declared too large: refused on the header alone (nginx reads and drops the body).
     let declared = raw_post("/on-hangup")
@@ -651,12 +645,7 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
 
     // A body just under the limit does reach the server (403: it is not signed), so the
     // server's log would show the oversized ones had they arrived.
-    let fits = request(
-        &nginx.url("/on-hangup"),
-        "POST",
-        &vec![b'a'; 60 * 1024],
-        &[("Content-Type", FORM)],
-    );
+    let fits = post(&nginx.url("/on-hangup"), &vec![b'a'; 60 * 1024], &[]);
     assert_eq!(fits.status, 403, "{fits:?}");
 
     let (stdout, stderr) = server.stop_cleanly();
@@ -671,11 +660,9 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
 #[test]
 fn a_stalled_client_is_cut_off_by_nginx_while_events_keep_flowing() {
     let _exclusive = exclusive();
-    let Some(binary) = nginx_or_skip() else {
+    let Some((mut server, nginx)) = server_behind_nginx("nginx-slow") else {
         return;
     };
-    let mut server = server(&temp_dir("nginx-slow-server"), &[]);
-    let nginx = Nginx::start(&binary, &temp_dir("nginx-slow"), &[server.addr]);
 
     // Three clients send their headers and part of a body, then stall.
     let mut stalled: Vec<(TcpStream, Instant)> = (0..3)
@@ -748,8 +735,8 @@ fn two_instances_behind_one_upstream_both_receive_events_and_cover_for_each_othe
     let Some(binary) = nginx_or_skip() else {
         return;
     };
-    let mut first = server(&temp_dir("nginx-scale-a"), &[]);
-    let mut second = server(&temp_dir("nginx-scale-b"), &[]);
+    let mut first = server("nginx-scale-a");
+    let mut second = server("nginx-scale-b");
     let nginx = Nginx::start(
         &binary,
         &temp_dir("nginx-scale"),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::{FORM, signed_capture};
+
 /// A complete HTTP answer.
 #[derive(Debug)]
 pub struct Answer {
@@ -48,4 +50,27 @@ pub fn request(url: &str, method: &str, body: &[u8], headers: &[(&str, &str)]) -
         headers,
         body: response.body_mut().read_to_string().unwrap(),
     }
+}
+
+/// POSTs `body` to `url` with `headers`; `Content-Type` is the form type unless `headers`
+/// name another.
+pub fn post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
+    let mut all = headers.to_vec();
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("Content-Type"))
+    {
+        all.push(("Content-Type", FORM));
+    }
+    request(url, "POST", body, &all)
+}
+
+/// POSTs the real signed request (fixture 18) to `url`.
+pub fn post_signed(url: &str) -> Answer {
+    let (body, signature) = signed_capture();
+    post(url, &body, &[("X-Sipgate-Signature", &signature)])
+}
+
+pub fn get(url: &str) -> Answer {
+    request(url, "GET", b"", &[])
 }

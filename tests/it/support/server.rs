@@ -11,7 +11,7 @@ use sipgateio_callevents::router::{App, Incoming, Reply};
 use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
 use sipgateio_callevents::signature::Verifier;
 
-use super::{Answer, FORM, init_log, request};
+use super::{Answer, get, init_log, post};
 
 /// A buffer the in-process server writes its event lines to.
 #[derive(Clone, Default)]
@@ -101,17 +101,9 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
-    /// POSTs a body with the given headers; `Content-Type` is the form type unless
-    /// `headers` name another.
+    /// [`post`] to `path` on this server.
     pub fn post(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
-        let mut all = headers.to_vec();
-        if !headers
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("Content-Type"))
-        {
-            all.push(("Content-Type", FORM));
-        }
-        request(&self.url(path), "POST", body, &all)
+        post(&self.url(path), body, headers)
     }
 
     /// POSTs a form body without a signature.
@@ -120,7 +112,7 @@ impl TestServer {
     }
 
     pub fn get(&self, path: &str) -> Answer {
-        request(&self.url(path), "GET", b"", &[])
+        get(&self.url(path))
     }
 }
 
