@@ -82,15 +82,6 @@ impl Case {
     }
 }
 
-/// A server with signature verification on, and one without.
-fn signed_server() -> TestServer {
-    TestServer::start(&[])
-}
-
-fn unsigned_server() -> TestServer {
-    TestServer::unsigned()
-}
-
 /// The server still does its job: the real signed capture when it verifies, an unsigned
 /// hangup when it does not; each prints its line.
 fn assert_still_serves(server: &TestServer, verifying: bool, after: &str) {
@@ -159,7 +150,7 @@ fn run(server: &TestServer, verifying: bool, cases: Vec<Case>) {
 #[test]
 fn request_lines_and_versions() {
     use Expect::*;
-    let server = signed_server();
+    let server = TestServer::start(&[]);
     run(
         &server,
         true,
@@ -255,7 +246,7 @@ fn request_lines_and_versions() {
 #[test]
 fn header_syntax() {
     use Expect::*;
-    let server = signed_server();
+    let server = TestServer::start(&[]);
     let (body, signature) = signed_capture();
     let get = |header: &[u8]| {
         let mut request = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
@@ -339,7 +330,7 @@ fn header_syntax() {
 #[test]
 fn content_length() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let with_length = |length: &str, body: &str| {
         raw_post("/on-hangup")
             .length(length)
@@ -428,7 +419,7 @@ fn content_length() {
 #[test]
 fn transfer_encoding() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let chunked = |te_headers: &str, chunks: &str| {
         format!(
             "POST /on-hangup HTTP/1.1\r\n{FORM_HEADERS}{te_headers}Connection: close\r\n\r\n{chunks}"
@@ -533,7 +524,7 @@ fn transfer_encoding() {
 #[test]
 fn bodies() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let ok = Exactly(&[200]);
     let close = |body: &[u8]| raw_post("/on-hangup").close().body(body).bytes();
     let mut within_limit = b"callId=big&pad=".to_vec();
@@ -605,7 +596,7 @@ fn bodies() {
 #[test]
 fn content_types() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let with_type = |content_type: &str| {
         format!(
             "POST /on-hangup HTTP/1.1\r\nHost: x\r\n{content_type}Content-Length: 8\r\nConnection: close\r\n\r\ncallId=x"
@@ -656,7 +647,7 @@ fn content_types() {
 #[test]
 fn signature_headers() {
     use Expect::*;
-    let server = signed_server();
+    let server = TestServer::start(&[]);
     let (body, signature) = signed_capture();
     let signed = |signatures: &[&str]| {
         signatures
@@ -723,7 +714,7 @@ fn signature_headers() {
 fn no_size_limits_on_request_lines_and_headers() {
     use Expect::*;
     let _exclusive = exclusive();
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let mib = "a".repeat(1 << 20);
     let many_headers = (0..10_000).fold(raw_post("/on-hangup"), |request, i| {
         request.header(&format!("X-H{i}"), "v")
@@ -765,7 +756,7 @@ fn no_size_limits_on_request_lines_and_headers() {
 #[test]
 fn connections() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let hangup = |body: &str| raw_post("/on-hangup").body(body).bytes();
     let mut pipelined = Vec::new();
     for call_id in ["p1", "p2", "p3", "p4", "p5", "p6"] {
@@ -860,7 +851,7 @@ fn a_pipelining_client_that_never_reads_is_dropped_and_holds_nothing_else() {
 #[test]
 fn hundreds_of_http2_request_lines_leave_the_server_serving() {
     let _exclusive = exclusive();
-    let server = signed_server();
+    let server = TestServer::start(&[]);
     for index in 0..300 {
         let mut stream = TcpStream::connect(server.addr).unwrap();
         let line: &[u8] = if index % 2 == 0 {
@@ -878,7 +869,7 @@ fn hundreds_of_http2_request_lines_leave_the_server_serving() {
 #[test]
 fn upgrade_requests_are_refused_at_once_and_hold_nothing() {
     let _exclusive = exclusive();
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let started = Instant::now();
     let mut held: Vec<TcpStream> = (0..8)
         .map(|index| {
