@@ -551,6 +551,23 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
     let upstream = recorder();
     let nginx = Nginx::start(&binary, &temp_dir("nginx-recorder"), &[upstream.addr]);
     let (body, signature) = signed_capture();
+    // nginx answers the request on `client` once the upstream has the whole body, byte for
+    // byte, with its length and not chunked; the head the upstream got.
+    let relayed = |client: &mut TcpStream| {
+        let response = read_until_closed(client, Duration::from_secs(5)).text;
+        assert_eq!(statuses(&response), [200], "{response}");
+        let (head, received) = upstream
+            .requests
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(received, body, "the body must arrive byte for byte");
+        assert_eq!(
+            header_values(&head, "Content-Length"),
+            [body.len().to_string().as_str()]
+        );
+        assert!(header_values(&head, "Transfer-Encoding").is_empty());
+        head
+    };
 
     // Headers and part of the body: nginx must not contact the upstream yet.
     let mut client = TcpStream::connect(nginx.addr).unwrap();
@@ -567,27 +584,15 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
         "nginx passed on an incomplete body: proxy_request_buffering must be on"
     );
     client.write_all(&body[100..]).unwrap();
-    let response = read_until_closed(&mut client, Duration::from_secs(5)).text;
-    assert_eq!(statuses(&response), [200], "{response}");
-
-    let (upstream_head, upstream_body) = upstream
-        .requests
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap();
+    let upstream_head = relayed(&mut client);
     assert!(
         upstream_head.starts_with("POST /new-call?token=a%20b HTTP/1."),
         "{upstream_head}"
     );
-    assert_eq!(upstream_body, body, "the body must arrive byte for byte");
     assert_eq!(
         header_values(&upstream_head, "X-Sipgate-Signature"),
         [signature.as_str()]
     );
-    assert_eq!(
-        header_values(&upstream_head, "Content-Length"),
-        [body.len().to_string().as_str()]
-    );
-    assert!(header_values(&upstream_head, "Transfer-Encoding").is_empty());
     assert_eq!(
         header_values(&upstream_head, "X-Forwarded-For"),
         ["127.0.0.1"]
@@ -605,18 +610,7 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
     // No half-close here: nginx takes a client's EOF before the answer for an abort (499).
     let mut client = TcpStream::connect(nginx.addr).unwrap();
     client.write_all(&chunked).unwrap();
-    let response = read_until_closed(&mut client, Duration::from_secs(5)).text;
-    assert_eq!(statuses(&response), [200], "{response}");
-    let (upstream_head, upstream_body) = upstream
-        .requests
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap();
-    assert_eq!(upstream_body, body);
-    assert_eq!(
-        header_values(&upstream_head, "Content-Length"),
-        [body.len().to_string().as_str()]
-    );
-    assert!(header_values(&upstream_head, "Transfer-Encoding").is_empty());
+    relayed(&mut client);
 }
 
 #[test]
