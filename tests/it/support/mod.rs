@@ -9,7 +9,7 @@ mod wire;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sipgateio_callevents::event::EventKind;
 use sipgateio_callevents::router::paths;
@@ -35,13 +35,6 @@ pub const CID3: &str =
 pub fn exclusive() -> MutexGuard<'static, ()> {
     static HEAVY: Mutex<()> = Mutex::new(());
     HEAVY.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub fn init_log() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        let _ = env_logger::builder().is_test(true).try_init();
-    });
 }
 
 pub fn fixtures_dir() -> PathBuf {

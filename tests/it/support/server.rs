@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::Duration;
 
 use sipgateio_callevents::config::Config;
@@ -11,7 +11,15 @@ use sipgateio_callevents::router::{App, Incoming, Reply};
 use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
 use sipgateio_callevents::signature::Verifier;
 
-use super::{Answer, get, init_log, post};
+use super::{Answer, get, post};
+
+/// The server's log, shown for failing tests only.
+fn init_log() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = env_logger::builder().is_test(true).try_init();
+    });
+}
 
 /// A buffer the in-process server writes its event lines to.
 #[derive(Clone, Default)]
