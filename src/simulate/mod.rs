@@ -5,7 +5,7 @@
 //! (the options and `--help`), `bodies` (the form bodies sipgate sends), `xml_reader` (the
 //! XML subset sipgate reads), `check` (what sipgate accepts in it) and `response` (what a
 //! checked answer asks for). `play` posts the events and prints the transcript;
-//! `tests/simulate.rs` runs the binary.
+//! `tests/it/simulate.rs` runs the binary.
 //!
 //! The simulator cannot sign its requests: the signing key is sipgate's. It is meant for a
 //! server started with `SKIP_SIGNATURE_VERIFICATION=true`, and says so when refused.

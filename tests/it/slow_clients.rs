@@ -8,8 +8,6 @@
 //! best of three timed requests after a warm-up one; a server that is really blocked
 //! fails all three (it would not answer at all).
 
-mod support;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -17,24 +15,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const BOUND: Duration = Duration::from_millis(100);
 const SLOW_CLIENTS: usize = 3;
 
 /// One normal unsigned hangup on a fresh connection, timed from connect to the whole answer.
 fn timed_event(addr: SocketAddr) -> (Duration, String) {
-    let body = fixture("09-hangup-normalclearing.form");
+    let request = raw_post("/on-hangup")
+        .close()
+        .body(fixture("09-hangup-normalclearing.form"))
+        .bytes();
     let started = Instant::now();
     let mut stream = TcpStream::connect(addr).unwrap();
-    let mut request = format!(
-        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&body);
     stream.write_all(&request).unwrap();
-    let text = read_until_closed(&mut stream, Duration::from_secs(5));
+    let text = read_until_closed(&mut stream, Duration::from_secs(5)).text;
     (started.elapsed(), text)
 }
 
@@ -55,11 +50,10 @@ fn best_of_three(addr: SocketAddr) -> Duration {
 /// Sends the headers of a 60 kB event, and the first bytes of its body.
 fn start_slow_body(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: 60000\r\n\r\ncallId=slow&pad="
-    )
-    .unwrap();
+    let request = raw_post("/on-hangup")
+        .length(60000)
+        .body("callId=slow&pad=");
+    stream.write_all(&request.bytes()).unwrap();
     stream
 }
 
@@ -76,6 +70,7 @@ fn assert_unanswered(stream: &TcpStream) {
 
 #[test]
 fn stalled_bodies_do_not_delay_an_event() {
+    let _exclusive = exclusive();
     let server = TestServer::unsigned();
     let stalled: Vec<TcpStream> = (0..SLOW_CLIENTS)
         .map(|_| start_slow_body(server.addr))
@@ -92,6 +87,7 @@ fn stalled_bodies_do_not_delay_an_event() {
 
 #[test]
 fn trickled_bodies_do_not_delay_an_event() {
+    let _exclusive = exclusive();
     let server = TestServer::unsigned();
     let stop = Arc::new(AtomicBool::new(false));
     let tricklers: Vec<_> = (0..SLOW_CLIENTS)
@@ -125,6 +121,7 @@ fn trickled_bodies_do_not_delay_an_event() {
 /// Each connection is made idle after one answered request.
 #[test]
 fn five_hundred_idle_connections_do_not_delay_an_event() {
+    let _exclusive = exclusive();
     let dir = temp_dir("idle-connections");
     let server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
     let mut idle = Vec::with_capacity(500);
@@ -154,27 +151,23 @@ fn five_hundred_idle_connections_do_not_delay_an_event() {
         stream
             .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
-        let text = read_until_closed(stream, Duration::from_secs(5));
+        let text = read_until_closed(stream, Duration::from_secs(5)).text;
         assert!(text.ends_with("ok"), "idle connection {index}: {text}");
     }
 }
 
 /// Reads until the server closes `stream`; panics if it is still open after `wait`.
 fn until_closed_by_server(stream: &mut TcpStream, wait: Duration, what: &str) -> String {
-    stream.set_read_timeout(Some(wait)).unwrap();
-    let mut received = Vec::new();
-    match stream.read_to_end(&mut received) {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("{what}: still open after {wait:?} ({e})"),
-    }
-    String::from_utf8_lossy(&received).into_owned()
+    let got = read_until_closed(stream, wait);
+    assert!(got.closed, "{what}: still open after {wait:?}");
+    got.text
 }
 
 /// Connections on which nothing arrives for READ_TIMEOUT_SECONDS are closed: those that
 /// never send, idle keep-alive ones, and a stalled body, which is answered 408 first.
 #[test]
 fn the_read_timeout_closes_silent_idle_and_stalled_connections() {
+    let _exclusive = exclusive();
     let server = TestServer::start(&[
         ("SKIP_SIGNATURE_VERIFICATION", "true"),
         ("READ_TIMEOUT_SECONDS", "1"),

@@ -1,32 +1,18 @@
-//! The deployment files besides nginx's (tests/nginx.rs): the systemd unit and the Caddyfile.
+//! The deployment files besides nginx's (tests/it/nginx.rs): the systemd unit and the
+//! Caddyfile.
 //!
-//! Each is checked for the settings the README promises, and by its own tool when that tool
+//! Each is checked for the settings docs/deployment.md promises, and by its own tool when that tool
 //! is installed: `systemd-analyze verify` for the unit, `caddy validate` for the Caddyfile.
 //! Without the tool the check prints "skipped: …" and only the text checks run (neither tool
 //! is needed to build or test the server, so CI does not install them).
 
-mod support;
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use support::temp_dir;
+use crate::support::{find_on_path, skipped, temp_dir};
 
-const UNIT: &str = include_str!("../deploy/sipgateio-callevents.service");
-const CADDYFILE: &str = include_str!("../deploy/Caddyfile");
-
-/// Says why a check does nothing; written past the test harness's output capture.
-fn skipped(why: &str) {
-    let _ = writeln!(std::io::stderr(), "skipped: {why}");
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
+const UNIT: &str = include_str!("../../deploy/sipgateio-callevents.service");
+const CADDYFILE: &str = include_str!("../../deploy/Caddyfile");
 
 /// The unit's `Key=value` lines, in order (comments and section headers left out).
 fn unit_settings() -> Vec<(&'static str, &'static str)> {

@@ -1,13 +1,13 @@
 //! The server at its boundary: real HTTP against a server on 127.0.0.1:0.
 
-mod support;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::*;
+use sipgateio_callevents::event::EventKind;
+
+use crate::support::*;
 
 /// Every fixture sipgate could send, to its route, with the exact line it prints. Each
 /// goes to a fresh server, so no hangup finds its call and gains durations.
@@ -16,118 +16,106 @@ fn every_fixture_is_answered_and_printed() {
     let cases = [
         (
             "01-newcall-in.form",
-            "/new-call",
             format!(
                 "New call from 492111234567 to 4915791234567 (direction in), callId {CID1}, users: Alice Smith"
             ),
         ),
         (
             "02-newcall-in-group.form",
-            "/new-call",
             format!(
                 "New call from 492111234567 to 4921100000000 (direction in), callId {CID1}, users: Alice Smith, Bob Jones, Carol"
             ),
         ),
         (
             "03-newcall-in-anonymous.form",
-            "/new-call",
             format!(
                 "New call from anonymous to 4915791234567 (direction in), callId {CID3}, users: Alice Smith"
             ),
         ),
         (
             "04-newcall-out.form",
-            "/new-call",
             format!(
                 "New call from 492111234567 to 4915799912345 (direction out), callId {CID2}, users: Alice Smith"
             ),
         ),
         (
             "05-newcall-in-forwarded-voicemail.form",
-            "/new-call",
             format!(
                 "New call from 491781234567 to 492031234567 (direction in), callId {CID2}, users: voicemail"
             ),
         ),
         (
             "06-newcall-in-utf8-name.form",
-            "/new-call",
             format!(
                 "New call from 4930123456789 to 4921100000000 (direction in), callId {CID3}, users: Jörg Müller"
             ),
         ),
         (
             "07-answer-in.form",
-            "/on-answer",
             format!(
                 "4915791234567 answered call from 492111234567, answered by Alice Smith, answering number 4915791234567, callId {CID1}"
             ),
         ),
         (
             "08-answer-out.form",
-            "/on-answer",
             format!(
                 "4915799912345 answered call from 492111234567, answering number 4915799912345, callId {CID2}"
             ),
         ),
         (
             "09-hangup-normalclearing.form",
-            "/on-hangup",
             format!("The call has been hung up, cause normalClearing, callId {CID1}"),
         ),
         (
             "10-hangup-cancel-anonymous.form",
-            "/on-hangup",
             format!("The call has been hung up, cause cancel, callId {CID3}"),
         ),
         (
             "11-hangup-forwarded.form",
-            "/on-hangup",
             format!("The call has been hung up, cause forwarded, callId {CID1}"),
         ),
         (
             "12-hangup-busy-out.form",
-            "/on-hangup",
             format!("The call has been hung up, cause busy, callId {CID2}"),
         ),
         (
             "13-dtmf-digits.form",
-            "/on-dtmf",
             format!("DTMF digits 0815, callId {CID3}"),
         ),
         (
             "14-dtmf-omitted.form",
-            "/on-dtmf",
             format!("DTMF: no digits, callId {CID3}"),
         ),
         (
             "15-dtmf-empty.form",
-            "/on-dtmf",
             format!("DTMF: no digits, callId {CID3}"),
         ),
         (
             "16-legacy-newcall-in-minimal.form",
-            "/new-call",
             "New call from anonymous to 445603000514 (direction in), callId 4932215337270853042"
                 .to_owned(),
         ),
         (
             "17-legacy-newcall-out-extension-from.form",
-            "/new-call",
             "New call from 1452406e0 to 491714100300 (direction out), callId 5930108064835725888"
                 .to_owned(),
         ),
         (
             "18-signed-real-capture.form",
-            "/new-call",
             format!("New call from 491776249000 to 4928559389086 (direction in), callId {CID1}"),
         ),
     ];
-    for (name, path, line) in &cases {
+    assert_eq!(
+        cases.len(),
+        EVENT_FIXTURES.len(),
+        "a line for every event fixture"
+    );
+    for (name, line) in &cases {
         let server = TestServer::unsigned();
-        let answer = server.post_form(path, &fixture(name));
+        let kind = kind_of(name);
+        let answer = server.post_form(route(kind), &fixture(name));
         assert_eq!(answer.status, 200, "{name}: {}", answer.body);
-        if *path == "/new-call" {
+        if kind == EventKind::NewCall {
             assert_eq!(
                 answer.header("Content-Type"),
                 Some("application/xml; charset=UTF-8"),
@@ -290,11 +278,12 @@ fn real_signed_request_passes_and_every_tampering_fails() {
 #[test]
 fn signature_is_checked_on_every_event_route() {
     let server = TestServer::start(&[]);
-    for (path, name) in [
-        ("/on-answer", "07-answer-in.form"),
-        ("/on-hangup", "09-hangup-normalclearing.form"),
-        ("/on-dtmf", "13-dtmf-digits.form"),
+    for name in [
+        "07-answer-in.form",
+        "09-hangup-normalclearing.form",
+        "13-dtmf-digits.form",
     ] {
+        let path = route(kind_of(name));
         assert_eq!(server.post_form(path, &fixture(name)).status, 403, "{path}");
     }
     assert!(server.lines.all().is_empty());
@@ -379,14 +368,12 @@ fn oversized_bodies_get_413_declared_or_chunked() {
         "a body of 2001 bytes is over the limit of 2000 bytes (MAX_BODY_BYTES)"
     );
 
-    let mut chunked = b"POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
-    for _ in 0..3 {
-        chunked.extend_from_slice(b"3e8\r\n");
-        chunked.extend_from_slice(&[b'a'; 1000]);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
-    let text = raw(server.addr, &chunked, Duration::from_secs(5));
+    let chunked = raw_post("/on-hangup")
+        .close()
+        .chunked(1000)
+        .body(vec![b'a'; 3000])
+        .bytes();
+    let text = exchange(server.addr, &chunked, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&text), [413], "{text}");
     assert!(
         text.contains("the body is over the limit of 2000 bytes"),
@@ -403,15 +390,8 @@ fn oversized_bodies_get_413_declared_or_chunked() {
 fn a_body_shorter_than_its_content_length_gets_400() {
     let server = TestServer::unsigned();
     let body = format!("callId=x&pad={}", "p".repeat(1500));
-    let head = format!(
-        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
-        body.len() + 100
-    );
-    let text = raw(
-        server.addr,
-        format!("{head}{body}").as_bytes(),
-        Duration::from_secs(5),
-    );
+    let request = raw_post("/on-hangup").length(body.len() + 100).body(&body);
+    let text = exchange(server.addr, &request.bytes(), true, Duration::from_secs(5)).text;
     // (tiny_http then writes a second 400 of its own when it finds the half-closed
     // connection at its end; only the first answer is ours.)
     assert_eq!(statuses(&text).first(), Some(&400), "{text}");
@@ -429,11 +409,13 @@ fn a_body_shorter_than_its_content_length_gets_400() {
 #[test]
 fn invalid_content_length_gets_400() {
     let server = TestServer::unsigned();
-    let text = raw(
+    let text = exchange(
         server.addr,
         b"POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: abc\r\nConnection: close\r\n\r\n",
+        true,
         Duration::from_secs(5),
-    );
+    )
+    .text;
     assert_eq!(statuses(&text), [400], "{text}");
     assert!(text.contains("invalid Content-Length \"abc\""), "{text}");
 }
@@ -444,11 +426,8 @@ fn a_huge_content_length_is_refused_and_the_next_request_is_served() {
     let server = TestServer::unsigned();
     for length in ["1000000000000000", "18446744073709551615"] {
         let mut stream = TcpStream::connect(server.addr).unwrap();
-        write!(
-            stream,
-            "POST /new-call HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\nevent=newCall"
-        )
-        .unwrap();
+        let request = raw_post("/new-call").length(length).body("event=newCall");
+        stream.write_all(&request.bytes()).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -548,19 +527,10 @@ fn keep_alive_connection_serves_many_events() {
     let server = TestServer::unsigned();
     let body = fixture("09-hangup-normalclearing.form");
     let mut stream = TcpStream::connect(server.addr).unwrap();
-    let mut request = Vec::new();
-    for _ in 0..50 {
-        write!(
-            request,
-            "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        request.extend_from_slice(&body);
-    }
+    let mut request = raw_post("/on-hangup").body(&body).bytes().repeat(50);
     request.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     stream.write_all(&request).unwrap();
-    let text = read_until_closed(&mut stream, Duration::from_secs(10));
+    let text = read_until_closed(&mut stream, Duration::from_secs(10)).text;
     let codes = statuses(&text);
     assert_eq!(codes.len(), 51, "{text}");
     assert!(codes.iter().all(|&code| code == 200));
@@ -571,36 +541,20 @@ fn keep_alive_connection_serves_many_events() {
 /// every field it carries under sipgate's parameter name.
 #[test]
 fn json_lines_for_every_fixture() {
-    let cases = [
-        ("01-newcall-in.form", "/new-call"),
-        ("02-newcall-in-group.form", "/new-call"),
-        ("03-newcall-in-anonymous.form", "/new-call"),
-        ("04-newcall-out.form", "/new-call"),
-        ("05-newcall-in-forwarded-voicemail.form", "/new-call"),
-        ("06-newcall-in-utf8-name.form", "/new-call"),
-        ("07-answer-in.form", "/on-answer"),
-        ("08-answer-out.form", "/on-answer"),
-        ("09-hangup-normalclearing.form", "/on-hangup"),
-        ("10-hangup-cancel-anonymous.form", "/on-hangup"),
-        ("11-hangup-forwarded.form", "/on-hangup"),
-        ("12-hangup-busy-out.form", "/on-hangup"),
-        ("13-dtmf-digits.form", "/on-dtmf"),
-        ("14-dtmf-omitted.form", "/on-dtmf"),
-        ("15-dtmf-empty.form", "/on-dtmf"),
-        ("16-legacy-newcall-in-minimal.form", "/new-call"),
-        ("17-legacy-newcall-out-extension-from.form", "/new-call"),
-        ("18-signed-real-capture.form", "/new-call"),
-    ];
     let server = TestServer::start(&[
         ("SKIP_SIGNATURE_VERIFICATION", "true"),
         ("EVENT_FORMAT", "json"),
     ]);
-    for (name, path) in cases {
-        assert_eq!(server.post_form(path, &fixture(name)).status, 200, "{name}");
+    for (name, kind) in EVENT_FIXTURES {
+        assert_eq!(
+            server.post_form(route(kind), &fixture(name)).status,
+            200,
+            "{name}"
+        );
     }
     let lines = server.lines.all();
-    assert_eq!(lines.len(), cases.len());
-    for ((name, _), line) in cases.iter().zip(&lines) {
+    assert_eq!(lines.len(), EVENT_FIXTURES.len());
+    for ((name, _), line) in EVENT_FIXTURES.iter().zip(&lines) {
         let value: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
         let object = value.as_object().unwrap();

@@ -1,15 +1,13 @@
 //! Call rules over HTTP: the real server, in this process (with the clock injected) or as
 //! the binary (start-up checks, SIGHUP, `check-rules`, `answer`).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::{Binary, TestServer, config, post, run_binary, temp_dir};
 use sipgateio_callevents::router::{App, Incoming};
 use sipgateio_callevents::rules::Rules;
-use support::{Binary, TestServer, config, request, run_binary, temp_dir};
 
 const RULES: &str = r#"
 [[rule]]
@@ -257,16 +255,8 @@ fn sighup_reloads_a_good_file_and_keeps_the_rules_when_the_new_one_is_bad() {
             ("CALL_RULES_FILE", path.to_str().unwrap()),
         ],
     );
-    let post = || {
-        request(
-            &server.url("/new-call"),
-            "POST",
-            &new_call("4917", "4921"),
-            &[("Content-Type", support::FORM)],
-        )
-        .body
-    };
-    assert_eq!(post(), answer("<Reject reason=\"busy\" />"));
+    let new_call_answer = || post(&server.url("/new-call"), &new_call("4917", "4921"), &[]).body;
+    assert_eq!(new_call_answer(), answer("<Reject reason=\"busy\" />"));
     assert!(
         server
             .stderr()
@@ -278,7 +268,7 @@ fn sighup_reloads_a_good_file_and_keeps_the_rules_when_the_new_one_is_bad() {
     write_rules(&dir, "[[rule]]\nanswer = { hangup = true }\n");
     server.signal("HUP");
     eventually(
-        || post() == answer("<Hangup />"),
+        || new_call_answer() == answer("<Hangup />"),
         "the good file was not taken",
     );
     assert!(
@@ -300,7 +290,7 @@ fn sighup_reloads_a_good_file_and_keeps_the_rules_when_the_new_one_is_bad() {
         || server.stderr().contains(&refusal),
         "the bad file was not refused",
     );
-    assert_eq!(post(), answer("<Hangup />"));
+    assert_eq!(new_call_answer(), answer("<Hangup />"));
     // The server is still up and still stops gracefully.
     server.signal("TERM");
 }

@@ -14,14 +14,12 @@
 //! - it answers errors it finds itself (bad request line, bad header) with an empty `400`
 //!   and closes the connection.
 
-mod support;
-
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{ErrorKind, Write};
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// Upper bound for an answer that does come; answers here take milliseconds.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
@@ -84,78 +82,12 @@ impl Case {
     }
 }
 
-/// What came back on one connection.
-struct Exchange {
-    text: String,
-    closed: bool,
-}
-
-fn exchange(addr: SocketAddr, bytes: &[u8], half_close: bool, wait: Duration) -> Exchange {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    // The server may refuse the request before reading all of it; what it answered is
-    // still there to read.
-    let _ = stream.write_all(bytes);
-    if half_close {
-        let _ = stream.shutdown(Shutdown::Write);
-    }
-    let deadline = Instant::now() + wait;
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 64 * 1024];
-    let closed = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break false;
-        }
-        stream.set_read_timeout(Some(left)).unwrap();
-        match stream.read(&mut buffer) {
-            Ok(0) => break true,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break false;
-            }
-            // A reset after the answer: the server closed with our unread bytes pending.
-            Err(_) => break true,
-        }
-    };
-    Exchange {
-        text: String::from_utf8_lossy(&received).into_owned(),
-        closed,
-    }
-}
-
-/// The status of every response in `text`, any HTTP version (tiny_http answers an
-/// `HTTP/0.9` request with an `HTTP/0.9` status line). Responses follow each other without
-/// a separator, so this looks for `HTTP/d.d ddd ` anywhere; no body here contains one.
-fn status_codes(text: &str) -> Vec<u16> {
-    text.match_indices("HTTP/")
-        .filter_map(|(at, _)| {
-            let line = text.get(at..at + 13)?.as_bytes();
-            let shaped = line[5].is_ascii_digit()
-                && line[6] == b'.'
-                && line[7].is_ascii_digit()
-                && line[8] == b' '
-                && line[12] == b' ';
-            shaped.then(|| text[at + 9..at + 12].parse().ok())?
-        })
-        .collect()
-}
-
-/// A server with signature verification on, and one without.
-fn signed_server() -> TestServer {
-    TestServer::start(&[])
-}
-
-fn unsigned_server() -> TestServer {
-    TestServer::unsigned()
-}
-
 /// The server still does its job: the real signed capture when it verifies, an unsigned
 /// hangup when it does not; each prints its line.
 fn assert_still_serves(server: &TestServer, verifying: bool, after: &str) {
     let before = server.lines.all().len();
     let answer = if verifying {
-        let (body, signature) = signed_capture();
-        server.post("/new-call", &body, &[("X-Sipgate-Signature", &signature)])
+        post_signed(&server.url("/new-call"))
     } else {
         server.post_form("/on-hangup", &fixture("09-hangup-normalclearing.form"))
     };
@@ -179,7 +111,7 @@ fn run(server: &TestServer, verifying: bool, cases: Vec<Case>) {
             _ => ANSWER_WITHIN,
         };
         let got = exchange(server.addr, &case.request, case.half_close, wait);
-        let codes = status_codes(&got.text);
+        let codes = statuses(&got.text);
         let name = case.name;
         match case.expect {
             Expect::Exactly(expected) => {
@@ -215,24 +147,10 @@ fn run(server: &TestServer, verifying: bool, cases: Vec<Case>) {
     }
 }
 
-fn post(path: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\n{FORM_HEADERS}{extra_headers}Content-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    request
-}
-
-fn hangup(body: &[u8]) -> Vec<u8> {
-    post("/on-hangup", "", body)
-}
-
 #[test]
 fn request_lines_and_versions() {
     use Expect::*;
-    let server = signed_server();
+    let server = TestServer::start(&[]);
     run(
         &server,
         true,
@@ -328,7 +246,7 @@ fn request_lines_and_versions() {
 #[test]
 fn header_syntax() {
     use Expect::*;
-    let server = signed_server();
+    let server = TestServer::start(&[]);
     let (body, signature) = signed_capture();
     let get = |header: &[u8]| {
         let mut request = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
@@ -340,7 +258,11 @@ fn header_syntax() {
         &server,
         true,
         vec![
-            Case::new("header line without a colon", get(b"Host x"), Exactly(&[400])),
+            Case::new(
+                "header line without a colon",
+                get(b"Host x"),
+                Exactly(&[400]),
+            ),
             // obs-fold: the continuation line is trimmed and parsed as a header of its own.
             Case::new(
                 "obs-fold continuation without a colon",
@@ -353,7 +275,11 @@ fn header_syntax() {
                 Exactly(&[200]),
             ),
             Case::new("NUL in a header value", get(b"X-A: a\0b"), Exactly(&[400])),
-            Case::new("bare CR in a header value", get(b"X-A: a\rb"), Exactly(&[400])),
+            Case::new(
+                "bare CR in a header value",
+                get(b"X-A: a\rb"),
+                Exactly(&[400]),
+            ),
             Case::new(
                 "LF injecting a header",
                 get(b"X-A: a\nX-Injected: b"),
@@ -383,13 +309,12 @@ fn header_syntax() {
             ),
             Case::new(
                 "Expect: 100-continue",
-                post(
-                    "/new-call",
-                    &format!(
-                        "Expect: 100-continue\r\nX-Sipgate-Signature: {signature}\r\nConnection: close\r\n"
-                    ),
-                    &body,
-                ),
+                raw_post("/new-call")
+                    .header("Expect", "100-continue")
+                    .header("X-Sipgate-Signature", &signature)
+                    .close()
+                    .body(&body)
+                    .bytes(),
                 Exactly(&[100, 200]),
             )
             .events(1),
@@ -405,11 +330,13 @@ fn header_syntax() {
 #[test]
 fn content_length() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let with_length = |length: &str, body: &str| {
-        format!(
-            "POST /on-hangup HTTP/1.1\r\n{FORM_HEADERS}Content-Length: {length}\r\nConnection: close\r\n\r\n{body}"
-        )
+        raw_post("/on-hangup")
+            .length(length)
+            .close()
+            .body(body)
+            .bytes()
     };
     run(
         &server,
@@ -468,17 +395,15 @@ fn content_length() {
             // tiny_http buffers bodies up to 1 KiB itself and answers a short one with 400.
             Case::new(
                 "small body cut short",
-                format!(
-                    "POST /on-hangup HTTP/1.1\r\n{FORM_HEADERS}Content-Length: 100\r\n\r\ncallId=x"
-                ),
+                raw_post("/on-hangup").length(100).body("callId=x").bytes(),
                 Exactly(&[400]),
             ),
             Case::new(
                 "large body cut short",
-                format!(
-                    "POST /on-hangup HTTP/1.1\r\n{FORM_HEADERS}Content-Length: 5000\r\n\r\ncallId=x&pad={}",
-                    "p".repeat(2000)
-                ),
+                raw_post("/on-hangup")
+                    .length(5000)
+                    .body(format!("callId=x&pad={}", "p".repeat(2000)))
+                    .bytes(),
                 First(400),
             )
             .containing("the body ended after 2013 of its 5000 bytes"),
@@ -494,7 +419,7 @@ fn content_length() {
 #[test]
 fn transfer_encoding() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let chunked = |te_headers: &str, chunks: &str| {
         format!(
             "POST /on-hangup HTTP/1.1\r\n{FORM_HEADERS}{te_headers}Connection: close\r\n\r\n{chunks}"
@@ -559,7 +484,7 @@ fn transfer_encoding() {
                 Exactly(&[400]),
             ),
             // tiny_http looks at the last coding of the first header only: a proxy that
-            // reads these differently could frame the body otherwise (README, "Limits").
+            // reads these differently could frame the body otherwise (docs/limits.md).
             Case::new(
                 "gzip, chunked",
                 chunked("Transfer-Encoding: gzip, chunked\r\n", CALL),
@@ -599,9 +524,9 @@ fn transfer_encoding() {
 #[test]
 fn bodies() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let ok = Exactly(&[200]);
-    let close = |body: &[u8]| post("/on-hangup", "Connection: close\r\n", body);
+    let close = |body: &[u8]| raw_post("/on-hangup").close().body(body).bytes();
     let mut within_limit = b"callId=big&pad=".to_vec();
     within_limit.resize(65536, b'p');
     let mut giant_call_id = b"callId=".to_vec();
@@ -671,7 +596,7 @@ fn bodies() {
 #[test]
 fn content_types() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
     let with_type = |content_type: &str| {
         format!(
             "POST /on-hangup HTTP/1.1\r\nHost: x\r\n{content_type}Content-Length: 8\r\nConnection: close\r\n\r\ncallId=x"
@@ -722,14 +647,17 @@ fn content_types() {
 #[test]
 fn signature_headers() {
     use Expect::*;
-    let server = signed_server();
+    let server = TestServer::start(&[]);
     let (body, signature) = signed_capture();
-    let signed = |headers: &str| {
-        post(
-            "/new-call",
-            &format!("{headers}Connection: close\r\n"),
-            &body,
-        )
+    let signed = |signatures: &[&str]| {
+        signatures
+            .iter()
+            .fold(raw_post("/new-call"), |request, signature| {
+                request.header("X-Sipgate-Signature", signature)
+            })
+            .close()
+            .body(&body)
+            .bytes()
     };
     let bogus = "A".repeat(684);
     run(
@@ -738,50 +666,42 @@ fn signature_headers() {
         vec![
             Case::new(
                 "valid signature, then a bogus one",
-                signed(&format!(
-                    "X-Sipgate-Signature: {signature}\r\nX-Sipgate-Signature: {bogus}\r\n"
-                )),
+                signed(&[&signature, &bogus]),
                 Exactly(&[200]),
             )
             .events(1),
             Case::new(
                 "bogus signature, then the valid one",
-                signed(&format!(
-                    "X-Sipgate-Signature: {bogus}\r\nX-Sipgate-Signature: {signature}\r\n"
-                )),
+                signed(&[&bogus, &signature]),
                 Exactly(&[403]),
             ),
             Case::new(
                 "1 MiB signature",
-                signed(&format!(
-                    "X-Sipgate-Signature: {}\r\n",
-                    "QUFB".repeat(1 << 18)
-                )),
+                signed(&[&"QUFB".repeat(1 << 18)]),
                 Exactly(&[403]),
             )
             .containing("does not match"),
             Case::new(
                 "signature padded with spaces",
-                signed(&format!("X-Sipgate-Signature:    {signature}   \r\n")),
+                signed(&[&format!("   {signature}   ")]),
                 Exactly(&[200]),
             )
             .events(1),
             Case::new(
                 "signature of another body",
-                post(
-                    "/new-call",
-                    &format!("X-Sipgate-Signature: {signature}\r\nConnection: close\r\n"),
-                    &fixture("01-newcall-in.form"),
-                ),
+                raw_post("/new-call")
+                    .header("X-Sipgate-Signature", &signature)
+                    .close()
+                    .body(fixture("01-newcall-in.form"))
+                    .bytes(),
                 Exactly(&[403]),
             ),
             Case::new(
                 "signature, no body",
-                post(
-                    "/new-call",
-                    &format!("X-Sipgate-Signature: {signature}\r\nConnection: close\r\n"),
-                    b"",
-                ),
+                raw_post("/new-call")
+                    .header("X-Sipgate-Signature", &signature)
+                    .close()
+                    .bytes(),
                 Exactly(&[403]),
             ),
         ],
@@ -793,9 +713,12 @@ fn signature_headers() {
 #[test]
 fn no_size_limits_on_request_lines_and_headers() {
     use Expect::*;
-    let server = unsigned_server();
+    let _exclusive = exclusive();
+    let server = TestServer::unsigned();
     let mib = "a".repeat(1 << 20);
-    let many: String = (0..10_000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many_headers = (0..10_000).fold(raw_post("/on-hangup"), |request, i| {
+        request.header(&format!("X-H{i}"), "v")
+    });
     run(
         &server,
         false,
@@ -803,31 +726,26 @@ fn no_size_limits_on_request_lines_and_headers() {
             // The query is not part of the route, so this is a valid event.
             Case::new(
                 "1 MiB request line",
-                post(
-                    &format!("/on-hangup?{mib}"),
-                    "Connection: close\r\n",
-                    b"callId=x",
-                ),
+                raw_post(&format!("/on-hangup?{mib}"))
+                    .close()
+                    .body("callId=x")
+                    .bytes(),
                 Exactly(&[200]),
             )
             .events(1),
             Case::new(
                 "1 MiB header line",
-                post(
-                    "/on-hangup",
-                    &format!("X-Big: {mib}\r\nConnection: close\r\n"),
-                    b"callId=x",
-                ),
+                raw_post("/on-hangup")
+                    .header("X-Big", &mib)
+                    .close()
+                    .body("callId=x")
+                    .bytes(),
                 Exactly(&[200]),
             )
             .events(1),
             Case::new(
                 "10,000 headers",
-                post(
-                    "/on-hangup",
-                    &format!("{many}Connection: close\r\n"),
-                    b"callId=x",
-                ),
+                many_headers.close().body("callId=x").bytes(),
                 Exactly(&[200]),
             )
             .events(1),
@@ -838,10 +756,11 @@ fn no_size_limits_on_request_lines_and_headers() {
 #[test]
 fn connections() {
     use Expect::*;
-    let server = unsigned_server();
+    let server = TestServer::unsigned();
+    let hangup = |body: &str| raw_post("/on-hangup").body(body).bytes();
     let mut pipelined = Vec::new();
     for call_id in ["p1", "p2", "p3", "p4", "p5", "p6"] {
-        pipelined.extend(hangup(format!("callId={call_id}").as_bytes()));
+        pipelined.extend(hangup(&format!("callId={call_id}")));
     }
     pipelined.extend_from_slice(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
     run(
@@ -859,7 +778,7 @@ fn connections() {
             Case::new("pipelined requests", pipelined, Exactly(&[200; 7])).events(6),
             Case::new(
                 "keep-alive, then a half-close",
-                hangup(b"callId=k"),
+                hangup("callId=k"),
                 First(200),
             )
             .events(1),
@@ -881,6 +800,7 @@ fn connections() {
 /// its queued requests.
 #[test]
 fn a_pipelining_client_that_never_reads_is_dropped_and_holds_nothing_else() {
+    let _exclusive = exclusive();
     let server = TestServer::start(&[
         ("SKIP_SIGNATURE_VERIFICATION", "true"),
         ("WRITE_TIMEOUT_SECONDS", "1"),
@@ -907,7 +827,7 @@ fn a_pipelining_client_that_never_reads_is_dropped_and_holds_nothing_else() {
         Duration::from_secs(3),
     );
     assert_eq!(
-        status_codes(&got.text),
+        statuses(&got.text),
         [200],
         "a fresh client is not served while one connection floods ({:?})",
         started.elapsed()
@@ -930,7 +850,8 @@ fn a_pipelining_client_that_never_reads_is_dropped_and_holds_nothing_else() {
 /// connection thread for good; hundreds of them must leave the server serving.
 #[test]
 fn hundreds_of_http2_request_lines_leave_the_server_serving() {
-    let server = signed_server();
+    let _exclusive = exclusive();
+    let server = TestServer::start(&[]);
     for index in 0..300 {
         let mut stream = TcpStream::connect(server.addr).unwrap();
         let line: &[u8] = if index % 2 == 0 {
@@ -947,7 +868,8 @@ fn hundreds_of_http2_request_lines_leave_the_server_serving() {
 /// closes. Such requests are refused at once, unread, and their connections closed.
 #[test]
 fn upgrade_requests_are_refused_at_once_and_hold_nothing() {
-    let server = unsigned_server();
+    let _exclusive = exclusive();
+    let server = TestServer::unsigned();
     let started = Instant::now();
     let mut held: Vec<TcpStream> = (0..8)
         .map(|index| {
@@ -967,8 +889,8 @@ fn upgrade_requests_are_refused_at_once_and_hold_nothing() {
         })
         .collect();
     for stream in &mut held {
-        let text = read_until_closed(stream, Duration::from_secs(5));
-        assert_eq!(status_codes(&text), [400], "{text}");
+        let text = read_until_closed(stream, Duration::from_secs(5)).text;
+        assert_eq!(statuses(&text), [400], "{text}");
         assert!(text.contains("Connection: upgrade"), "{text}");
     }
     assert!(

@@ -1,13 +1,11 @@
 //! `sipgateio-callevents simulate` as a user runs it: against the real binary, against
 //! stand-in servers that answer with Gather or broken XML, and without any server.
 
-mod support;
-
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use sipgateio_callevents::router::{Incoming, Reply};
-use support::*;
+
+use crate::support::*;
 
 /// Runs `simulate` with `args` to completion: (exit code, stdout, stderr).
 fn simulate(args: &[&str]) -> (i32, String, String) {
@@ -84,9 +82,7 @@ fn a_whole_call_reaches_the_real_server() {
     assert!(!stdout.contains(&answer_post), "{stdout}");
     assert!(stdout.contains("accepted newCall, hangup"), "{stdout}");
 
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
-    let events = server.stdout();
+    let (events, _) = server.stop_cleanly();
     let lines: Vec<&str> = events.lines().collect();
     assert_eq!(lines.len(), 5, "{events}");
     assert!(
@@ -128,9 +124,8 @@ fn a_server_that_checks_signatures_is_named_with_the_fix() {
             && lines[0].contains("start the server with SKIP_SIGNATURE_VERIFICATION=true"),
         "{stderr}"
     );
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
-    assert_eq!(server.stdout(), "", "no event was accepted");
+    let (stdout, _) = server.stop_cleanly();
+    assert_eq!(stdout, "", "no event was accepted");
 }
 
 #[test]

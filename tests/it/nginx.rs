@@ -14,8 +14,6 @@
 //! missing nginx is a failure (`.ci/run` installs Debian's `nginx` package; on Debian 12
 //! `nginx-light` is a transitional package that pulls in the same binary).
 
-mod support;
-
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -26,10 +24,10 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// The file under test, read at compile time so a change to it rebuilds the tests.
-const NGINX_CONF: &str = include_str!("../deploy/nginx.conf");
+const NGINX_CONF: &str = include_str!("../../deploy/nginx.conf");
 
 /// The client body timeout of the adapted test configuration (the real file has 5s).
 const TEST_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,25 +42,12 @@ fn ci() -> bool {
     std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
 fn find_nginx() -> Option<PathBuf> {
     let debian = Path::new("/usr/sbin/nginx");
     if debian.is_file() {
         return Some(debian.to_owned());
     }
     find_on_path("nginx")
-}
-
-/// Says why a test does nothing. Written to stderr directly, not with `eprintln!`, which
-/// the test harness captures and hides for passing tests.
-fn skipped(why: &str) {
-    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 /// The nginx binary; `None` (after saying so) when it is missing outside CI.
@@ -297,38 +282,23 @@ impl Drop for Nginx {
 
 /// A server instance for these tests: verification on, the public URL set, and every
 /// request it answers logged (debug) so a test can tell what reached it.
-fn server(dir: &Path, extra: &[(&str, &str)]) -> Binary {
-    let mut vars = vec![
-        ("WEBHOOK_URL", PUBLIC_URL),
-        ("RUST_LOG", "info,sipgateio_callevents=debug"),
-    ];
-    vars.extend_from_slice(extra);
-    Binary::start(dir, &vars)
-}
-
-/// Stops the server and returns (stdout, stderr) once it has exited.
-fn stop(server: &mut Binary) -> (String, String) {
-    server.signal("TERM");
-    let (status, _) = server.wait_exit(Duration::from_secs(10));
-    assert!(status.success(), "{status}: {}", server.stderr());
-    let stdout = server.stdout();
-    // The stderr reader thread may still be taking the last lines.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !server.stderr().contains("stopped") && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(20));
-    }
-    (stdout, server.stderr())
-}
-
-/// POSTs the real signed request (fixture 18) through `url`.
-fn post_signed(url: &str) -> Answer {
-    let (body, signature) = signed_capture();
-    request(
-        url,
-        "POST",
-        &body,
-        &[("Content-Type", FORM), ("X-Sipgate-Signature", &signature)],
+fn server(name: &str) -> Binary {
+    Binary::start(
+        &temp_dir(name),
+        &[
+            ("WEBHOOK_URL", PUBLIC_URL),
+            ("RUST_LOG", "info,sipgateio_callevents=debug"),
+        ],
     )
+}
+
+/// A server instance behind nginx; `None` (after saying so) when nginx is missing outside
+/// CI.
+fn server_behind_nginx(name: &str) -> Option<(Binary, Nginx)> {
+    let binary = nginx_or_skip()?;
+    let server = server(&format!("{name}-server"));
+    let nginx = Nginx::start(&binary, &temp_dir(name), &[server.addr]);
+    Some((server, nginx))
 }
 
 fn event_lines(stdout: &str) -> usize {
@@ -461,11 +431,9 @@ fn the_real_file_passes_nginx_t_with_its_tls_lines() {
 
 #[test]
 fn the_real_signed_request_passes_nginx_and_the_signature_check() {
-    let Some(binary) = nginx_or_skip() else {
+    let Some((mut server, nginx)) = server_behind_nginx("nginx-signed") else {
         return;
     };
-    let mut server = server(&temp_dir("nginx-signed-server"), &[]);
-    let nginx = Nginx::start(&binary, &temp_dir("nginx-signed"), &[server.addr]);
 
     let answer = post_signed(&nginx.url("/new-call"));
     assert_eq!(answer.status, 200, "{answer:?}\n{}", nginx.logs());
@@ -487,21 +455,20 @@ fn the_real_signed_request_passes_nginx_and_the_signature_check() {
     let (mut body, signature) = signed_capture();
     let last = body.len() - 1;
     body[last] ^= 1;
-    let tampered = request(
+    let tampered = post(
         &nginx.url("/new-call"),
-        "POST",
         &body,
-        &[("Content-Type", FORM), ("X-Sipgate-Signature", &signature)],
+        &[("X-Sipgate-Signature", &signature)],
     );
     assert_eq!(tampered.status, 403, "{tampered:?}");
 
     // /health is proxied, other paths are not.
-    assert_eq!(request(&nginx.url("/health"), "GET", b"", &[]).status, 200);
-    let other = request(&nginx.url("/admin"), "GET", b"", &[]);
+    assert_eq!(get(&nginx.url("/health")).status, 200);
+    let other = get(&nginx.url("/admin"));
     assert_eq!(other.status, 404);
     assert!(other.body.contains("nginx"), "{other:?}");
 
-    let (stdout, stderr) = stop(&mut server);
+    let (stdout, stderr) = server.stop_cleanly();
     assert_eq!(event_lines(&stdout), 1, "{stdout}");
     assert!(!stderr.contains("/admin"), "{stderr}");
 }
@@ -584,15 +551,31 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
     let upstream = recorder();
     let nginx = Nginx::start(&binary, &temp_dir("nginx-recorder"), &[upstream.addr]);
     let (body, signature) = signed_capture();
+    // nginx answers the request on `client` once the upstream has the whole body, byte for
+    // byte, with its length and not chunked; the head the upstream got.
+    let relayed = |client: &mut TcpStream| {
+        let response = read_until_closed(client, Duration::from_secs(5)).text;
+        assert_eq!(statuses(&response), [200], "{response}");
+        let (head, received) = upstream
+            .requests
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(received, body, "the body must arrive byte for byte");
+        assert_eq!(
+            header_values(&head, "Content-Length"),
+            [body.len().to_string().as_str()]
+        );
+        assert!(header_values(&head, "Transfer-Encoding").is_empty());
+        head
+    };
 
     // Headers and part of the body: nginx must not contact the upstream yet.
     let mut client = TcpStream::connect(nginx.addr).unwrap();
-    let head = format!(
-        "POST /new-call?token=a%20b HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-         X-Sipgate-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    client.write_all(head.as_bytes()).unwrap();
+    let request = raw_post("/new-call?token=a%20b")
+        .host("hooks.example.com")
+        .header("X-Sipgate-Signature", &signature)
+        .body(&body);
+    client.write_all(&request.head()).unwrap();
     client.write_all(&body[..100]).unwrap();
     thread::sleep(Duration::from_millis(700));
     assert_eq!(
@@ -601,27 +584,15 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
         "nginx passed on an incomplete body: proxy_request_buffering must be on"
     );
     client.write_all(&body[100..]).unwrap();
-    let response = read_until_closed(&mut client, Duration::from_secs(5));
-    assert_eq!(statuses(&response), [200], "{response}");
-
-    let (upstream_head, upstream_body) = upstream
-        .requests
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap();
+    let upstream_head = relayed(&mut client);
     assert!(
         upstream_head.starts_with("POST /new-call?token=a%20b HTTP/1."),
         "{upstream_head}"
     );
-    assert_eq!(upstream_body, body, "the body must arrive byte for byte");
     assert_eq!(
         header_values(&upstream_head, "X-Sipgate-Signature"),
         [signature.as_str()]
     );
-    assert_eq!(
-        header_values(&upstream_head, "Content-Length"),
-        [body.len().to_string().as_str()]
-    );
-    assert!(header_values(&upstream_head, "Transfer-Encoding").is_empty());
     assert_eq!(
         header_values(&upstream_head, "X-Forwarded-For"),
         ["127.0.0.1"]
@@ -630,83 +601,48 @@ fn the_server_gets_the_whole_body_at_once_unchanged_with_the_signature_header() 
     assert_eq!(header_values(&upstream_head, "X-Forwarded-Proto"), ["http"]);
 
     // A chunked request body reaches the server as one Content-Length body, too.
-    let chunked = {
-        let mut bytes = format!(
-            "POST /on-hangup HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-             X-Sipgate-Signature: {signature}\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        .into_bytes();
-        for chunk in body.chunks(50) {
-            bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-            bytes.extend_from_slice(chunk);
-            bytes.extend_from_slice(b"\r\n");
-        }
-        bytes.extend_from_slice(b"0\r\n\r\n");
-        bytes
-    };
+    let chunked = raw_post("/on-hangup")
+        .host("hooks.example.com")
+        .header("X-Sipgate-Signature", &signature)
+        .chunked(50)
+        .body(&body)
+        .bytes();
     // No half-close here: nginx takes a client's EOF before the answer for an abort (499).
     let mut client = TcpStream::connect(nginx.addr).unwrap();
     client.write_all(&chunked).unwrap();
-    let response = read_until_closed(&mut client, Duration::from_secs(5));
-    assert_eq!(statuses(&response), [200], "{response}");
-    let (upstream_head, upstream_body) = upstream
-        .requests
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap();
-    assert_eq!(upstream_body, body);
-    assert_eq!(
-        header_values(&upstream_head, "Content-Length"),
-        [body.len().to_string().as_str()]
-    );
-    assert!(header_values(&upstream_head, "Transfer-Encoding").is_empty());
+    relayed(&mut client);
 }
 
 #[test]
 fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
-    let Some(binary) = nginx_or_skip() else {
+    let Some((mut server, nginx)) = server_behind_nginx("nginx-413") else {
         return;
     };
-    let mut server = server(&temp_dir("nginx-413-server"), &[]);
-    let nginx = Nginx::start(&binary, &temp_dir("nginx-413"), &[server.addr]);
 
     // Declared too large: refused on the header alone (nginx reads and drops the body).
-    let mut declared = format!(
-        "POST /on-hangup HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-         Content-Length: {}\r\n\r\n",
-        64 * 1024 + 1
-    )
-    .into_bytes();
-    declared.extend_from_slice(&[b'a'; 64 * 1024 + 1]);
-    let response = raw(nginx.addr, &declared, Duration::from_secs(5));
+    let declared = raw_post("/on-hangup")
+        .host("hooks.example.com")
+        .body(vec![b'a'; 64 * 1024 + 1])
+        .bytes();
+    let response = exchange(nginx.addr, &declared, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&response), [413], "{response}");
     assert!(response.contains("nginx"), "{response}");
 
     // Chunked, so only counting the body finds it too large.
-    let mut chunked = format!(
-        "POST /on-hangup HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-         Transfer-Encoding: chunked\r\n\r\n"
-    )
-    .into_bytes();
-    for _ in 0..70 {
-        chunked.extend_from_slice(b"3e8\r\n");
-        chunked.extend_from_slice(&[b'a'; 1000]);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
-    let response = raw(nginx.addr, &chunked, Duration::from_secs(5));
+    let chunked = raw_post("/on-hangup")
+        .host("hooks.example.com")
+        .chunked(1000)
+        .body(vec![b'a'; 70_000])
+        .bytes();
+    let response = exchange(nginx.addr, &chunked, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&response), [413], "{response}");
 
     // A body just under the limit does reach the server (403: it is not signed), so the
     // server's log would show the oversized ones had they arrived.
-    let fits = request(
-        &nginx.url("/on-hangup"),
-        "POST",
-        &vec![b'a'; 60 * 1024],
-        &[("Content-Type", FORM)],
-    );
+    let fits = post(&nginx.url("/on-hangup"), &vec![b'a'; 60 * 1024], &[]);
     assert_eq!(fits.status, 403, "{fits:?}");
 
-    let (stdout, stderr) = stop(&mut server);
+    let (stdout, stderr) = server.stop_cleanly();
     assert_eq!(event_lines(&stdout), 0, "{stdout}");
     assert_eq!(
         stderr.matches("POST /on-hangup").count(),
@@ -717,22 +653,20 @@ fn an_oversized_body_gets_413_from_nginx_and_never_reaches_the_server() {
 
 #[test]
 fn a_stalled_client_is_cut_off_by_nginx_while_events_keep_flowing() {
-    let Some(binary) = nginx_or_skip() else {
+    let _exclusive = exclusive();
+    let Some((mut server, nginx)) = server_behind_nginx("nginx-slow") else {
         return;
     };
-    let mut server = server(&temp_dir("nginx-slow-server"), &[]);
-    let nginx = Nginx::start(&binary, &temp_dir("nginx-slow"), &[server.addr]);
 
     // Three clients send their headers and part of a body, then stall.
     let mut stalled: Vec<(TcpStream, Instant)> = (0..3)
         .map(|_| {
             let mut stream = TcpStream::connect(nginx.addr).unwrap();
-            let head = format!(
-                "POST /on-hangup HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {FORM}\r\n\
-                 Content-Length: 60000\r\n\r\n"
-            );
-            stream.write_all(head.as_bytes()).unwrap();
-            stream.write_all(&[b'a'; 2000]).unwrap();
+            let request = raw_post("/on-hangup")
+                .host("hooks.example.com")
+                .length(60000)
+                .body([b'a'; 2000]);
+            stream.write_all(&request.bytes()).unwrap();
             (stream, Instant::now())
         })
         .collect();
@@ -782,7 +716,7 @@ fn a_stalled_client_is_cut_off_by_nginx_while_events_keep_flowing() {
         "{access_log}"
     );
 
-    let (stdout, stderr) = stop(&mut server);
+    let (stdout, stderr) = server.stop_cleanly();
     assert_eq!(event_lines(&stdout), 5, "{stdout}");
     assert!(
         !stderr.contains("/on-hangup"),
@@ -795,8 +729,8 @@ fn two_instances_behind_one_upstream_both_receive_events_and_cover_for_each_othe
     let Some(binary) = nginx_or_skip() else {
         return;
     };
-    let mut first = server(&temp_dir("nginx-scale-a"), &[]);
-    let mut second = server(&temp_dir("nginx-scale-b"), &[]);
+    let mut first = server("nginx-scale-a");
+    let mut second = server("nginx-scale-b");
     let nginx = Nginx::start(
         &binary,
         &temp_dir("nginx-scale"),
@@ -808,7 +742,7 @@ fn two_instances_behind_one_upstream_both_receive_events_and_cover_for_each_othe
         assert_eq!(answer.status, 200, "{answer:?}");
     }
 
-    let (first_out, _) = stop(&mut first);
+    let (first_out, _) = first.stop_cleanly();
     let a = event_lines(&first_out);
     assert!(a >= 1, "the first instance got no events");
 
@@ -819,7 +753,7 @@ fn two_instances_behind_one_upstream_both_receive_events_and_cover_for_each_othe
         assert_eq!(answer.status, 200, "{answer:?}");
     }
 
-    let (second_out, _) = stop(&mut second);
+    let (second_out, _) = second.stop_cleanly();
     let b = event_lines(&second_out);
     assert_eq!(a + b, 10, "{first_out}\n{second_out}");
     assert!(b >= 5, "the second instance got {b} events");

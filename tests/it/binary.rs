@@ -1,14 +1,12 @@
 //! The binary as a user runs it: settings, start-up errors, event lines, stopping.
 
-mod support;
-
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
-use support::run_binary as run;
+use crate::support::run_binary as run;
 
 #[test]
 fn bad_settings_stop_the_start_with_exit_2_and_one_line() {
@@ -88,16 +86,8 @@ fn a_key_file_replaces_the_embedded_key() {
     )
     .unwrap();
     let mut server = Binary::start(&dir, &[("SIPGATE_PUBLIC_KEY_FILE", "rotated.pem")]);
-    let (body, signature) = signed_capture();
-    let answer = request(
-        &server.url("/new-call"),
-        "POST",
-        &body,
-        &[("Content-Type", FORM), ("X-Sipgate-Signature", &signature)],
-    );
-    assert_eq!(answer.status, 200);
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+    assert_eq!(post_signed(&server.url("/new-call")).status, 200);
+    assert!(server.stop().success());
 }
 
 #[test]
@@ -135,11 +125,10 @@ fn environment_wins_over_env_file() {
             ("SKIP_SIGNATURE_VERIFICATION", "true"),
         ],
     );
-    let answer = request(
+    let answer = post(
         &server.url("/new-call"),
-        "POST",
         &fixture("01-newcall-in.form"),
-        &[("Content-Type", FORM)],
+        &[],
     );
     assert!(
         answer.body.contains("https://from-env.example/on-answer"),
@@ -198,38 +187,29 @@ fn events_go_to_stdout_and_logs_to_stderr() {
             .contains("SKIP_SIGNATURE_VERIFICATION is on"),
         "a warning at start"
     );
-    for (path, name) in [
-        ("/new-call", "01-newcall-in.form"),
-        ("/on-answer", "07-answer-in.form"),
-        ("/on-hangup", "09-hangup-normalclearing.form"),
-        ("/on-dtmf", "13-dtmf-digits.form"),
+    for name in [
+        "01-newcall-in.form",
+        "07-answer-in.form",
+        "09-hangup-normalclearing.form",
+        "13-dtmf-digits.form",
     ] {
-        let answer = request(
-            &server.url(path),
-            "POST",
-            &fixture(name),
-            &[("Content-Type", FORM)],
-        );
+        let answer = post(&server.url(route(kind_of(name))), &fixture(name), &[]);
         assert_eq!(answer.status, 200);
     }
-    assert_eq!(request(&server.url("/nope"), "GET", b"", &[]).status, 404);
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
-    let stdout = server.stdout();
+    assert_eq!(get(&server.url("/nope")).status, 404);
+    let (stdout, stderr) = server.stop_cleanly();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines[0].starts_with("New call from 492111234567"));
     assert!(lines[1].starts_with("4915791234567 answered call from 492111234567"));
     assert!(lines[2].starts_with("The call has been hung up, cause normalClearing"));
     assert!(lines[3].starts_with("DTMF digits 0815"));
-    assert!(
-        server.stderr().contains("/nope"),
-        "the 404 is logged on stderr"
-    );
+    assert!(stderr.contains("/nope"), "the 404 is logged on stderr");
 }
 
 #[test]
 fn sigterm_and_sigint_stop_gracefully_even_with_stuck_clients() {
+    let _exclusive = exclusive();
     for signal in ["TERM", "INT"] {
         let dir = temp_dir("shutdown");
         let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
@@ -237,7 +217,8 @@ fn sigterm_and_sigint_stop_gracefully_even_with_stuck_clients() {
         let mut idle = TcpStream::connect(server.addr).unwrap();
         write!(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let mut stuck = TcpStream::connect(server.addr).unwrap();
-        write!(stuck, "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\ncallId=x").unwrap();
+        let large = raw_post("/on-hangup").length(60000).body("callId=x");
+        stuck.write_all(&large.bytes()).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         server.signal(signal);
         let (status, took) = server.wait_exit(Duration::from_secs(10));
@@ -253,23 +234,20 @@ fn sigterm_and_sigint_stop_gracefully_even_with_stuck_clients() {
 
 #[test]
 fn a_request_in_flight_at_the_stop_is_answered_and_printed() {
+    let _exclusive = exclusive();
     let dir = temp_dir("in-flight");
     let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
     let body = fixture("09-hangup-normalclearing.form");
     // The headers and half the body now, the rest after the signal.
     let mut stream = TcpStream::connect(server.addr).unwrap();
-    write!(
-        stream,
-        "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
+    let request = raw_post("/on-hangup").close().body(&body);
+    stream.write_all(&request.head()).unwrap();
     stream.write_all(&body[..100]).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     server.signal("TERM");
     std::thread::sleep(Duration::from_millis(100));
     stream.write_all(&body[100..]).unwrap();
-    let text = read_until_closed(&mut stream, Duration::from_secs(5));
+    let text = read_until_closed(&mut stream, Duration::from_secs(5)).text;
     assert_eq!(statuses(&text), [200], "{text}");
     assert!(server.wait_exit(Duration::from_secs(10)).0.success());
     assert_eq!(server.stdout().lines().count(), 1);
@@ -277,6 +255,7 @@ fn a_request_in_flight_at_the_stop_is_answered_and_printed() {
 
 #[test]
 fn a_client_that_keeps_sending_cannot_hold_the_stop_open() {
+    let _exclusive = exclusive();
     let dir = temp_dir("busy-stop");
     let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
     let stdout = server.drain_stdout();
@@ -286,19 +265,13 @@ fn a_client_that_keeps_sending_cannot_hold_the_stop_open() {
         let mut sink = Vec::new();
         let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
     });
-    let body = fixture("09-hangup-normalclearing.form");
+    let request = raw_post("/on-hangup")
+        .body(fixture("09-hangup-normalclearing.form"))
+        .bytes();
     let sender = std::thread::spawn(move || {
         // Bounded: the server is gone long before this many.
         for _ in 0..200_000 {
-            let head = format!(
-                "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            if stream
-                .write_all(head.as_bytes())
-                .and_then(|()| stream.write_all(&body))
-                .is_err()
-            {
+            if stream.write_all(&request).is_err() {
                 break;
             }
         }
@@ -342,7 +315,6 @@ fn env_example_and_readme_document_every_variable() {
     // LISTEN_ADDR from the environment wins, so the test takes a free port.
     std::fs::write(dir.join(".env"), &example).unwrap();
     let mut server = Binary::start(&dir, &[]);
-    assert_eq!(request(&server.url("/health"), "GET", b"", &[]).status, 200);
-    server.signal("TERM");
-    assert!(server.wait_exit(Duration::from_secs(10)).0.success());
+    assert_eq!(get(&server.url("/health")).status, 200);
+    assert!(server.stop().success());
 }

@@ -1,11 +1,10 @@
 //! Every fixture parses into the typed fields `tests/fixtures/README.md` lists.
 
-mod support;
-
 use sipgateio_callevents::event::{
-    Answer, CallEvent, Direction, Dtmf, EventKind, Hangup, HangupCause, NewCall, parse,
+    Answer, CallEvent, Direction, Dtmf, Hangup, HangupCause, NewCall, parse,
 };
-use support::{CID1, CID2, CID3, fixture};
+
+use crate::support::{CID1, CID2, CID3, fixture, kind_of};
 
 fn s(value: &str) -> String {
     value.to_owned()
@@ -15,8 +14,12 @@ fn v(values: &[&str]) -> Vec<String> {
     values.iter().map(|value| s(value)).collect()
 }
 
-fn check(name: &str, kind: EventKind, expected: CallEvent) {
-    assert_eq!(parse(kind, &fixture(name)).unwrap(), expected, "{name}");
+fn check(name: &str, expected: CallEvent) {
+    assert_eq!(
+        parse(kind_of(name), &fixture(name)).unwrap(),
+        expected,
+        "{name}"
+    );
 }
 
 #[test]
@@ -35,7 +38,6 @@ fn new_call_fixtures() {
     };
     check(
         "01-newcall-in.form",
-        EventKind::NewCall,
         CallEvent::NewCall(base(
             "492111234567",
             "4915791234567",
@@ -46,7 +48,6 @@ fn new_call_fixtures() {
     );
     check(
         "02-newcall-in-group.form",
-        EventKind::NewCall,
         CallEvent::NewCall(NewCall {
             users: v(&["Alice Smith", "Bob Jones", "Carol"]),
             user_ids: v(&["w0", "w1", "w2"]),
@@ -62,7 +63,6 @@ fn new_call_fixtures() {
     );
     check(
         "03-newcall-in-anonymous.form",
-        EventKind::NewCall,
         CallEvent::NewCall(base(
             "anonymous",
             "4915791234567",
@@ -73,7 +73,6 @@ fn new_call_fixtures() {
     );
     check(
         "04-newcall-out.form",
-        EventKind::NewCall,
         CallEvent::NewCall(base(
             "492111234567",
             "4915799912345",
@@ -84,7 +83,6 @@ fn new_call_fixtures() {
     );
     check(
         "05-newcall-in-forwarded-voicemail.form",
-        EventKind::NewCall,
         CallEvent::NewCall(NewCall {
             orig_call_id: Some(s(CID1)),
             users: v(&["voicemail"]),
@@ -102,7 +100,6 @@ fn new_call_fixtures() {
     );
     check(
         "06-newcall-in-utf8-name.form",
-        EventKind::NewCall,
         CallEvent::NewCall(NewCall {
             users: v(&["Jörg Müller"]),
             user_ids: v(&["w3"]),
@@ -125,7 +122,6 @@ fn new_call_fixtures() {
     };
     check(
         "16-legacy-newcall-in-minimal.form",
-        EventKind::NewCall,
         CallEvent::NewCall(legacy(
             "anonymous",
             "445603000514",
@@ -135,7 +131,6 @@ fn new_call_fixtures() {
     );
     check(
         "17-legacy-newcall-out-extension-from.form",
-        EventKind::NewCall,
         CallEvent::NewCall(legacy(
             "1452406e0",
             "491714100300",
@@ -145,7 +140,6 @@ fn new_call_fixtures() {
     );
     check(
         "18-signed-real-capture.form",
-        EventKind::NewCall,
         CallEvent::NewCall(NewCall {
             users: v(&[""]),
             user_ids: vec![],
@@ -165,7 +159,6 @@ fn new_call_fixtures() {
 fn answer_fixtures() {
     check(
         "07-answer-in.form",
-        EventKind::Answer,
         CallEvent::Answer(Answer {
             call_id: s(CID1),
             from: Some(s("492111234567")),
@@ -182,7 +175,6 @@ fn answer_fixtures() {
     );
     check(
         "08-answer-out.form",
-        EventKind::Answer,
         CallEvent::Answer(Answer {
             call_id: s(CID2),
             from: Some(s("492111234567")),
@@ -215,7 +207,6 @@ fn hangup_fixtures() {
     };
     check(
         "09-hangup-normalclearing.form",
-        EventKind::Hangup,
         CallEvent::Hangup(Hangup {
             answering_number: Some(s("4915791234567")),
             ..hangup(
@@ -230,7 +221,6 @@ fn hangup_fixtures() {
     );
     check(
         "10-hangup-cancel-anonymous.form",
-        EventKind::Hangup,
         CallEvent::Hangup(hangup(
             HangupCause::Cancel,
             CID3,
@@ -242,7 +232,6 @@ fn hangup_fixtures() {
     );
     check(
         "11-hangup-forwarded.form",
-        EventKind::Hangup,
         CallEvent::Hangup(hangup(
             HangupCause::Forwarded,
             CID1,
@@ -254,7 +243,6 @@ fn hangup_fixtures() {
     );
     check(
         "12-hangup-busy-out.form",
-        EventKind::Hangup,
         CallEvent::Hangup(hangup(
             HangupCause::Busy,
             CID2,
@@ -275,7 +263,7 @@ fn dtmf_fixtures() {
             orig_call_id: None,
         })
     };
-    check("13-dtmf-digits.form", EventKind::Dtmf, dtmf(Some("0815")));
-    check("14-dtmf-omitted.form", EventKind::Dtmf, dtmf(None));
-    check("15-dtmf-empty.form", EventKind::Dtmf, dtmf(None));
+    check("13-dtmf-digits.form", dtmf(Some("0815")));
+    check("14-dtmf-omitted.form", dtmf(None));
+    check("15-dtmf-empty.form", dtmf(None));
 }

@@ -2,128 +2,39 @@
 //! full, an unusable key file, descriptors running out. Each must end in the documented
 //! behaviour with a clear message, never a hang or a silent loss.
 //!
-//! Covered elsewhere: a missing key file and a taken port (tests/binary.rs, exit 2 with one
-//! line naming the problem), a handler panic (tests/http.rs, 500 and the server serves on).
-
-mod support;
+//! Covered elsewhere: a missing key file and a taken port (tests/it/binary.rs, exit 2 with
+//! one line naming the problem), a handler panic (tests/it/http.rs, 500 and the server
+//! serves on).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const STDOUT_FAILED: &str = "could not write the event line to stdout";
 
-/// Starts the binary with `stdout` and returns it with its address and a receiver of its
-/// stderr lines.
-fn start(
-    dir: &std::path::Path,
-    vars: &[(&str, &str)],
-    stdout: Stdio,
-) -> (Child, SocketAddr, mpsc::Receiver<String>) {
-    let mut command = binary_command(dir, vars);
-    command.stdout(stdout);
-    spawn_logged(command)
-}
-
-/// Spawns `command` (the binary, or a shell that execs it) with stdin closed, and waits for
-/// the address it logs; returns it with a receiver of the stderr lines that follow.
-fn spawn_logged(mut command: Command) -> (Child, SocketAddr, mpsc::Receiver<String>) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, receiver) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let Ok(line) = receiver.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the binary did not log its address");
-        };
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let addr = rest.split(' ').next().unwrap().parse().unwrap();
-            return (child, addr, receiver);
-        }
-    }
-}
-
 fn hangup(addr: SocketAddr, call_id: &str) -> Answer {
-    request(
+    post(
         &format!("http://{addr}/on-hangup"),
-        "POST",
         format!("event=hangup&cause=busy&callId={call_id}").as_bytes(),
-        &[("Content-Type", FORM)],
+        &[],
     )
-}
-
-/// Collects stderr lines for up to `wait`, until `enough` says so.
-fn collect(
-    receiver: &mpsc::Receiver<String>,
-    wait: Duration,
-    enough: impl Fn(&[String]) -> bool,
-) -> Vec<String> {
-    let deadline = Instant::now() + wait;
-    let mut lines = Vec::new();
-    while !enough(&lines) {
-        match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => lines.push(line),
-            Err(_) => break,
-        }
-    }
-    lines
-}
-
-fn stop(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("the server did not exit within 10 s of SIGTERM");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
 fn closed_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
     let dir = temp_dir("stdout-closed");
-    let (mut child, addr, stderr) = start(
-        &dir,
-        &[("SKIP_SIGNATURE_VERIFICATION", "true")],
-        Stdio::piped(),
-    );
-    // Nobody will ever read stdout: the pipe's read end is closed, so writes fail (EPIPE).
-    drop(child.stdout.take());
+    let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
+    // Nobody will ever read stdout.
+    server.close_stdout();
     for index in 0..3 {
-        let answer = hangup(addr, &format!("closed-{index}"));
+        let answer = hangup(server.addr, &format!("closed-{index}"));
         assert_eq!(answer.status, 200, "{}", answer.body);
     }
-    let lines = collect(&stderr, Duration::from_secs(5), |lines| {
+    let lines = server.wait_for_stderr(Duration::from_secs(5), |lines| {
         (0..3).all(|i| {
             lines
                 .iter()
@@ -139,7 +50,7 @@ fn closed_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
         );
     }
     assert!(
-        stop(&mut child).success(),
+        server.stop().success(),
         "a closed stdout is not a reason to fail"
     );
 }
@@ -149,17 +60,13 @@ fn closed_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
 /// are answered 200 all along, promptly.
 #[test]
 fn full_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
+    let _exclusive = exclusive();
     let dir = temp_dir("stdout-full");
-    let (mut child, addr, stderr) = start(
-        &dir,
-        &[("SKIP_SIGNATURE_VERIFICATION", "true")],
-        Stdio::piped(),
-    );
-    // Held open and never read.
-    let unread_stdout = child.stdout.take();
+    // Its stdout is piped here and never read.
+    let mut server = Binary::start(&dir, &[("SKIP_SIGNATURE_VERIFICATION", "true")]);
     // About 70 bytes a line: 1500 lines are well over a pipe's 64 KiB. One keep-alive
     // connection, so the test spends its time on the server, not on connecting.
-    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
     stream.set_nodelay(true).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -169,11 +76,8 @@ fn full_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
     for index in 0..1500 {
         let body = format!("event=hangup&cause=busy&callId=full-{index}");
         let started = Instant::now();
-        let request = format!(
-            "POST /on-hangup HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).unwrap();
+        let request = raw_post("/on-hangup").body(&body).bytes();
+        stream.write_all(&request).unwrap();
         // The answer to a hangup has an empty body: read its head.
         let mut status = String::new();
         reader.read_line(&mut status).unwrap();
@@ -191,9 +95,9 @@ fn full_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
     );
     // Written after the stall was noticed.
     thread::sleep(Duration::from_millis(1200));
-    let answer = hangup(addr, "full-last");
+    let answer = hangup(server.addr, "full-last");
     assert_eq!(answer.status, 200);
-    let lines = collect(&stderr, Duration::from_secs(5), |lines| {
+    let lines = server.wait_for_stderr(Duration::from_secs(5), |lines| {
         lines.iter().any(|l| l.contains("callId full-last"))
     });
     assert!(
@@ -203,8 +107,7 @@ fn full_stdout_sends_event_lines_to_the_error_log_and_still_answers() {
         "the last event is not in the error log: {:#?}",
         &lines[lines.len().saturating_sub(5)..]
     );
-    assert!(stop(&mut child).success());
-    drop(unread_stdout);
+    assert!(server.stop().success());
 }
 
 #[test]
@@ -244,13 +147,14 @@ fn a_key_file_that_is_a_directory_or_empty_stops_the_start() {
 /// inside tiny_http, which the loop catches). Both are tried.
 #[test]
 fn running_out_of_descriptors_is_waited_out() {
+    let _exclusive = exclusive();
     for limit in [64, 65] {
         // More connections than the descriptors allow, so they run out before the cap.
-        let (mut child, addr, receiver) = start_limited(limit, &[("MAX_CONNECTIONS", "100")]);
+        let mut server = start_limited(limit, &[("MAX_CONNECTIONS", "100")]);
         let held: Vec<TcpStream> = (0..100)
-            .filter_map(|_| TcpStream::connect(addr).ok())
+            .filter_map(|_| TcpStream::connect(server.addr).ok())
             .collect();
-        let log = collect(&receiver, Duration::from_secs(5), |lines| {
+        let log = server.wait_for_stderr(Duration::from_secs(5), |lines| {
             lines
                 .iter()
                 .any(|l| l.contains("wait to be accepted until some close"))
@@ -260,21 +164,15 @@ fn running_out_of_descriptors_is_waited_out() {
                 .any(|l| l.contains("wait to be accepted until some close")),
             "ulimit -n {limit}: the shortage is logged: {log:#?}"
         );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "ulimit -n {limit}: {log:#?}"
-        );
+        assert!(server.is_running(), "ulimit -n {limit}: {log:#?}");
         drop(held);
-        let answer = hangup(addr, "after-the-shortage");
+        let answer = hangup(server.addr, "after-the-shortage");
         assert_eq!(answer.status, 200, "ulimit -n {limit}: {answer:?}");
-        let log: Vec<String> = log
-            .into_iter()
-            .chain(collect(&receiver, Duration::from_secs(2), |lines| {
-                lines
-                    .iter()
-                    .any(|l| l.contains("accepting connections again"))
-            }))
-            .collect();
+        let log = server.wait_for_stderr(Duration::from_secs(2), |lines| {
+            lines
+                .iter()
+                .any(|l| l.contains("accepting connections again"))
+        });
         assert!(
             log.iter()
                 .any(|l| l.contains("accepting connections again")),
@@ -284,7 +182,7 @@ fn running_out_of_descriptors_is_waited_out() {
             !log.iter().any(|l| l.contains("panicked")),
             "tiny_http's panic is caught quietly: {log:#?}"
         );
-        assert!(stop(&mut child).success());
+        assert!(server.stop().success());
     }
 }
 
@@ -294,14 +192,16 @@ fn running_out_of_descriptors_is_waited_out() {
 /// start a clean process.
 #[test]
 fn stuck_connection_threads_past_the_bound_end_the_process_with_a_message() {
+    let _exclusive = exclusive();
     // ulimit -n 96: (96 - 32) / 2 = 32 connections' worth of descriptors, a bound of 16.
-    let (mut child, addr, receiver) = start_limited(
+    let mut server = start_limited(
         96,
         &[
             ("READ_TIMEOUT_SECONDS", "1"),
             ("WRITE_TIMEOUT_SECONDS", "1"),
         ],
     );
+    let addr = server.addr;
     let send_http2_lines = |count: usize| {
         for _ in 0..count {
             let mut stream = TcpStream::connect(addr).unwrap();
@@ -313,27 +213,18 @@ fn stuck_connection_threads_past_the_bound_end_the_process_with_a_message() {
     send_http2_lines(10);
     // Stuck once inside tiny_http for longer than both timeouts and a second.
     thread::sleep(Duration::from_millis(4500));
-    let log: Vec<String> = receiver.try_iter().collect();
+    let log = server.stderr_lines();
     assert!(
         log.iter().any(|l| l.contains("stuck inside tiny_http")),
         "the stuck threads are logged: {log:#?}"
     );
     assert_eq!(hangup(addr, "below-the-bound").status, 200);
-    assert!(child.try_wait().unwrap().is_none(), "{log:#?}");
+    assert!(server.is_running(), "{log:#?}");
 
     send_http2_lines(10);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the server lives on past the bound"
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
-    let log: Vec<String> = receiver.try_iter().collect();
+    // Past the bound, the server must end itself.
+    let (status, _) = server.wait_exit(Duration::from_secs(10));
+    let log = server.stderr_lines();
     assert_eq!(status.code(), Some(1), "{log:#?}");
     assert!(
         log.iter().any(|l| l.contains(
@@ -348,27 +239,19 @@ fn stuck_connection_threads_past_the_bound_end_the_process_with_a_message() {
 /// timeouts (21 s by default), before the stuck threads take every descriptor.
 #[test]
 fn past_the_bound_the_stuck_threads_are_found_within_seconds() {
+    let _exclusive = exclusive();
     // ulimit -n 96: a bound of 16 stuck threads; the default 10 s timeouts.
-    let (mut child, addr, receiver) = start_limited(96, &[]);
+    let mut server = start_limited(96, &[]);
     let started = Instant::now();
     for _ in 0..20 {
-        let mut stream = TcpStream::connect(addr).unwrap();
+        let mut stream = TcpStream::connect(server.addr).unwrap();
         stream
             .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             .unwrap();
     }
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(8),
-            "not found within 8 s: {:#?}",
-            receiver.try_iter().collect::<Vec<_>>()
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
-    let log: Vec<String> = receiver.try_iter().collect();
+    // Found within 8 s of the first preface, or the test fails.
+    let (status, _) = server.wait_exit(Duration::from_secs(8).saturating_sub(started.elapsed()));
+    let log = server.stderr_lines();
     assert_eq!(status.code(), Some(1), "{log:#?}");
     assert!(
         log.iter()
@@ -379,7 +262,7 @@ fn past_the_bound_the_stuck_threads_are_found_within_seconds() {
 
 /// Runs the binary under `ulimit -n {limit}` (soft and hard, so it cannot raise it), with
 /// signature checks off and `vars`.
-fn start_limited(limit: u32, vars: &[(&str, &str)]) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+fn start_limited(limit: u32, vars: &[(&str, &str)]) -> Binary {
     let dir = temp_dir(&format!("fd-limit-{limit}"));
     let binary = env!("CARGO_BIN_EXE_sipgateio-callevents");
     let mut all = vec![("SKIP_SIGNATURE_VERIFICATION", "true")];
@@ -401,5 +284,5 @@ fn start_limited(limit: u32, vars: &[(&str, &str)]) -> (Child, SocketAddr, mpsc:
             None => shell.env_remove(name),
         };
     }
-    spawn_logged(shell)
+    Binary::spawn(&mut shell)
 }

@@ -1,0 +1,19 @@
+//! The integration tests: one crate, so `support` is built once and every helper in it is
+//! used by some test (ripgrep and rust-analyzer lay out theirs the same way).
+//!
+//! All tests share one process and run on parallel threads. They start servers on
+//! 127.0.0.1:0 (in this process, or the binary as a child), so they do not meet; those that
+//! load the machine or time an answer take [`support::exclusive`] first.
+
+mod support;
+
+mod binary;
+mod deploy;
+mod faults;
+mod fixtures;
+mod hostile;
+mod http;
+mod nginx;
+mod rules;
+mod simulate;
+mod slow_clients;

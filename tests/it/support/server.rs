@@ -1,0 +1,141 @@
+//! The server running in this process, writing its event lines to a buffer.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::time::Duration;
+
+use sipgateio_callevents::config::Config;
+use sipgateio_callevents::output::EventSink;
+use sipgateio_callevents::router::{App, Incoming, Reply};
+use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
+use sipgateio_callevents::signature::Verifier;
+
+use super::{Answer, get, post};
+
+/// The server's log, shown for failing tests only.
+fn init_log() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = env_logger::builder().is_test(true).try_init();
+    });
+}
+
+/// A buffer the in-process server writes its event lines to.
+#[derive(Clone, Default)]
+pub struct Lines {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    /// The sink writing here, to wait for its queue.
+    sink: Arc<OnceLock<EventSink>>,
+}
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buffer.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    /// Every line written so far, once the sink's queue is written out.
+    pub fn all(&self) -> Vec<String> {
+        if let Some(sink) = self.sink.get() {
+            assert!(
+                sink.wait_written(Duration::from_secs(5)),
+                "event lines stuck in the queue"
+            );
+        }
+        String::from_utf8(self.buffer.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A server running in this process on 127.0.0.1:0, stopped on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub lines: Lines,
+    stopper: Stopper,
+    /// Held for the test's life, as `main` holds it: it owns the channel the server's
+    /// watchers report failures on.
+    _server: Server,
+}
+
+impl TestServer {
+    /// The app configured by `vars` (as environment variables would be), verification on
+    /// unless `SKIP_SIGNATURE_VERIFICATION` says otherwise.
+    pub fn start(vars: &[(&str, &str)]) -> TestServer {
+        let config = config(vars);
+        let verifier = (!config.skip_signature_verification).then(Verifier::sipgate);
+        let app = App::new(&config, verifier);
+        TestServer::with_handler(
+            &config,
+            Arc::new(move |request: &Incoming<'_>| app.route(request)),
+        )
+    }
+
+    /// Verification off: most tests send unsigned fixtures.
+    pub fn unsigned() -> TestServer {
+        TestServer::start(&[("SKIP_SIGNATURE_VERIFICATION", "true")])
+    }
+
+    pub fn with_handler(
+        config: &Config,
+        handler: Arc<dyn Fn(&Incoming<'_>) -> Reply + Send + Sync>,
+    ) -> TestServer {
+        init_log();
+        let lines = Lines::default();
+        let options = ServerOptions {
+            listen_addr: "127.0.0.1:0".parse().unwrap(),
+            ..ServerOptions::new(config)
+        };
+        let sink = EventSink::new(lines.clone(), config.event_format);
+        lines.sink.set(sink.clone()).ok().expect("a fresh buffer");
+        let server = Server::start(&options, handler, sink).unwrap();
+        TestServer {
+            addr: server.local_addr(),
+            lines,
+            stopper: server.stopper(),
+            _server: server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// [`post`] to `path` on this server.
+    pub fn post(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
+        post(&self.url(path), body, headers)
+    }
+
+    /// POSTs a form body without a signature.
+    pub fn post_form(&self, path: &str, body: &[u8]) -> Answer {
+        self.post(path, body, &[])
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        get(&self.url(path))
+    }
+}
+
+impl Drop for TestServer {
+    /// Stops without waiting: the workers end on their own a moment later.
+    fn drop(&mut self) {
+        self.stopper.stop();
+    }
+}
+
+pub fn config(vars: &[(&str, &str)]) -> Config {
+    Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    })
+    .unwrap()
+}
