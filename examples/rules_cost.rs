@@ -9,7 +9,11 @@
 //! `cargo run --release --example rules_cost [ITERATIONS]` (default 200000).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
+
+#[path = "support/timing.rs"]
+mod timing;
+use timing::time;
 
 use sipgateio_callevents::config::WebhookUrl;
 use sipgateio_callevents::event::{self, CallEvent, EventKind};
@@ -17,26 +21,6 @@ use sipgateio_callevents::rules::Rules;
 
 const RULES: &str = include_str!("../bench/rules-50.toml");
 const BODY: &[u8] = include_bytes!("../tests/fixtures/01-newcall-in.form");
-
-/// Runs `f` `iterations` times in 10 batches, after one batch to warm up; the median of the
-/// batches' mean per call, so that a burst of other load on the machine counts less.
-fn time(iterations: u32, mut f: impl FnMut()) -> Duration {
-    let batch = iterations.div_ceil(10).max(1);
-    for _ in 0..batch {
-        f();
-    }
-    let mut means: Vec<Duration> = (0..10)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..batch {
-                f();
-            }
-            start.elapsed() / batch
-        })
-        .collect();
-    means.sort();
-    means[means.len() / 2]
-}
 
 fn main() {
     let iterations: u32 = std::env::args().nth(1).map_or(200_000, |n| {

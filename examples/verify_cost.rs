@@ -10,7 +10,11 @@
 //! `verify_us=…`, is what `bench/run.sh` reads.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/timing.rs"]
+mod timing;
+use timing::time;
 
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use sipgateio_callevents::signature::{SIPGATE_PUBLIC_KEY_PEM, Verifier, decode_signature};
@@ -18,26 +22,6 @@ use spki::der::DecodePem;
 
 const BODY: &[u8] = include_bytes!("../tests/fixtures/18-signed-real-capture.form");
 const SIGNATURE: &str = include_str!("../tests/fixtures/18-signed-real-capture.sig");
-
-/// Runs `f` `iterations` times in 10 batches, after one batch to warm up; the median of the
-/// batches' mean per call, so that a burst of other load on the machine counts less.
-fn time(iterations: u32, mut f: impl FnMut()) -> Duration {
-    let batch = iterations.div_ceil(10).max(1);
-    for _ in 0..batch {
-        f();
-    }
-    let mut means: Vec<Duration> = (0..10)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..batch {
-                f();
-            }
-            start.elapsed() / batch
-        })
-        .collect();
-    means.sort();
-    means[means.len() / 2]
-}
 
 fn micros(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e6

@@ -238,17 +238,9 @@ impl fmt::Display for CallEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{self, EventKind};
+    use crate::event::EventKind;
     use crate::output::EventFormat;
-
-    fn accepted(kind: EventKind, body: &str, summary: Option<CallSummary>) -> Accepted {
-        Accepted {
-            event: event::parse(kind, body.as_bytes()).unwrap(),
-            received_utc: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
-            summary,
-            answered_by: None,
-        }
-    }
+    use crate::output::tests::accepted;
 
     #[test]
     fn text_hangup_lines_carry_the_durations() {

@@ -50,8 +50,22 @@ impl EventFormat {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::time::{Duration, SystemTime};
+
     use super::*;
+    use crate::calls::CallSummary;
+    use crate::event::{self, EventKind};
+
+    /// `body` accepted as `kind`, at a fixed time.
+    pub(crate) fn accepted(kind: EventKind, body: &str, summary: Option<CallSummary>) -> Accepted {
+        Accepted {
+            event: event::parse(kind, body.as_bytes()).unwrap(),
+            received_utc: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
+            summary,
+            answered_by: None,
+        }
+    }
 
     #[test]
     fn format_names_parse_in_any_case() {

@@ -209,18 +209,8 @@ fn write_lines(mut out: impl Write, shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calls::CallSummary;
-    use crate::event::{self, EventKind};
-    use std::time::SystemTime;
-
-    fn accepted(kind: EventKind, body: &str, summary: Option<CallSummary>) -> Accepted {
-        Accepted {
-            event: event::parse(kind, body.as_bytes()).unwrap(),
-            received_utc: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
-            summary,
-            answered_by: None,
-        }
-    }
+    use crate::event::EventKind;
+    use crate::output::tests::accepted;
 
     /// An in-memory stdout the test can read while the writer thread holds a clone.
     #[derive(Clone, Default)]

@@ -408,37 +408,25 @@ fn check_rules_and_answer_print_what_the_rules_do() {
         stderr,
         format!("\"no anonymous callers\" of {file} answers\n")
     );
-    let (_, inside, _) = run_binary(
-        &dir,
-        &vars,
-        &[
-            "answer",
-            "--from",
-            "4917",
-            "--to",
-            "4921100000000",
-            "--at",
+    for (at, expected) in [
+        (
             "2026-12-02T10:00",
-        ],
-    );
-    assert_eq!(
-        inside,
-        answer("<Dial><Number>4915790000000</Number></Dial>")
-    );
-    let (_, outside, _) = run_binary(
-        &dir,
-        &vars,
-        &[
+            "<Dial><Number>4915790000000</Number></Dial>",
+        ),
+        ("2026-12-02T20:00", "<Dial><Voicemail /></Dial>"),
+    ] {
+        let args = [
             "answer",
             "--from",
             "4917",
             "--to",
             "4921100000000",
             "--at",
-            "2026-12-02T20:00",
-        ],
-    );
-    assert_eq!(outside, answer("<Dial><Voicemail /></Dial>"));
+            at,
+        ];
+        let (code, stdout, _) = run_binary(&dir, &vars, &args);
+        assert_eq!((code, stdout), (0, answer(expected)), "{at}");
+    }
     let (code, stdout, stderr) = run_binary(&dir, &vars, &["answer", "--to", "4921"]);
     assert_eq!((code, stdout.as_str()), (2, ""));
     assert_eq!(
