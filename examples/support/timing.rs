@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 /// Runs `f` `iterations` times in 10 batches, after one batch to warm up; the median of the
 /// batches' mean per call, so that a burst of other load on the machine counts less.
-pub fn time(iterations: u32, mut f: impl FnMut()) -> Duration {
+pub(crate) fn time(iterations: u32, mut f: impl FnMut()) -> Duration {
     let batch = iterations.div_ceil(10).max(1);
     for _ in 0..batch {
         f();

@@ -68,7 +68,7 @@ fn classify(error: &io::Error) -> Failure {
 }
 
 /// Accepts connections until the server stops or the listener fails.
-pub fn run(
+pub(super) fn run(
     socket: TcpListener,
     shared: &Arc<Shared>,
     max_connections: usize,

@@ -24,12 +24,12 @@ const LARGE_BODY_SLOTS: usize = 64;
 const FIRST_CAPACITY: usize = 16 * 1024;
 
 /// One of the [`LARGE_BODY_SLOTS`], held while a body is read from the socket.
-pub struct LargeBody<'a>(&'a AtomicUsize);
+pub(super) struct LargeBody<'a>(&'a AtomicUsize);
 
 impl<'a> LargeBody<'a> {
     /// `Ok(None)` when the body is already in memory, `Ok(Some(slot))` when it is to be
     /// read, and `Err` when every slot is taken (answer 503).
-    pub fn admit(
+    pub(super) fn admit(
         request: &Request,
         has_transfer_encoding: bool,
         shared: &'a Shared,
@@ -54,7 +54,7 @@ impl<'a> LargeBody<'a> {
 
 /// Every one of the [`LARGE_BODY_SLOTS`] is taken.
 #[derive(Debug)]
-pub struct AllTaken;
+pub(super) struct AllTaken;
 
 impl Drop for LargeBody<'_> {
     fn drop(&mut self) {
@@ -64,7 +64,7 @@ impl Drop for LargeBody<'_> {
 
 /// Why a body was not read: answered with [`BodyError::status`] and the error's text.
 #[derive(Debug)]
-pub enum BodyError {
+pub(super) enum BodyError {
     /// `Content-Length` is not a number.
     InvalidLength(String),
     /// Over `MAX_BODY_BYTES`, as declared or as read.
@@ -81,7 +81,7 @@ pub enum BodyError {
 }
 
 impl BodyError {
-    pub fn status(&self) -> u16 {
+    pub(super) fn status(&self) -> u16 {
         match self {
             BodyError::TooLarge { .. } => 413,
             BodyError::Chunked => 411,
@@ -93,7 +93,7 @@ impl BodyError {
     /// Whether the connection's next request starts where tiny_http will look for it: the
     /// body was read to its end (chunked), or tiny_http drains it by its declared length.
     /// Otherwise the connection must end after the answer.
-    pub fn leaves_next_request_intact(&self) -> bool {
+    pub(super) fn leaves_next_request_intact(&self) -> bool {
         matches!(
             self,
             BodyError::Chunked
@@ -150,7 +150,7 @@ impl fmt::Display for BodyError {
 }
 
 /// Reads the whole body, up to `max` bytes.
-pub fn read(
+pub(super) fn read(
     request: &mut Request,
     max: usize,
     has_transfer_encoding: bool,

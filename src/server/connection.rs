@@ -36,7 +36,7 @@ const STACK_SIZE: usize = 256 * 1024;
 ///
 /// # Errors
 /// No thread could be started; the connection is closed.
-pub fn spawn<C, E>(connection: C, shared: &Arc<Shared>) -> io::Result<()>
+pub(super) fn spawn<C, E>(connection: C, shared: &Arc<Shared>) -> io::Result<()>
 where
     C: Iterator<Item = Result<Request, E>> + Send + 'static,
     E: Display,
@@ -211,7 +211,7 @@ fn mentions_upgrade(connection: &str) -> bool {
 /// Where each connection thread is: a slot per thread, holding when the thread went into
 /// tiny_http (milliseconds since `epoch`, plus one), or 0 while it runs our code; and the
 /// thread's id in the kernel, to look at what it waits for.
-pub struct Registry {
+pub(super) struct Registry {
     epoch: Instant,
     slots: Box<[AtomicU64]>,
     thread_ids: Box<[AtomicU32]>,
@@ -223,7 +223,7 @@ pub struct Registry {
 
 impl Registry {
     /// Room for `capacity` threads at once.
-    pub fn new(capacity: usize, stuck_after: Duration) -> Registry {
+    pub(super) fn new(capacity: usize, stuck_after: Duration) -> Registry {
         Registry {
             epoch: Instant::now(),
             slots: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
@@ -261,7 +261,7 @@ impl Registry {
     /// `/proc/self/task/TID/syscall`, so they can be counted at once instead of after
     /// `stuck_after`. Reading a file per waiting thread is not free, so the caller asks
     /// for it only when the count matters.
-    pub fn count_stuck(&self, look_closer: bool) -> usize {
+    pub(super) fn count_stuck(&self, look_closer: bool) -> usize {
         let now = self.now();
         let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let (after, grace) = (millis(self.stuck_after), millis(FUTEX_GRACE));
@@ -348,7 +348,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// Counts stuck connection threads until the server stops; returns the failure when
 /// there are more than `bound`. A growing count is logged, at most every few seconds.
-pub fn watch_stuck(shared: &Shared, bound: usize) -> Option<ServeError> {
+pub(super) fn watch_stuck(shared: &Shared, bound: usize) -> Option<ServeError> {
     let mut logged = 0;
     let mut logged_at: Option<Instant> = None;
     while shared.stopped_at.get().is_none() {

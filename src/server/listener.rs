@@ -46,7 +46,7 @@ impl std::error::Error for BindError {
 }
 
 /// A bound, listening socket.
-pub struct Bound {
+pub(super) struct Bound {
     /// Given to the accept loop.
     pub socket: TcpListener,
     /// A second handle on the same socket, for the stopper to shut it.
@@ -64,7 +64,7 @@ const BACKLOG: i32 = i32::MAX;
 /// Opens the listening socket. The options are set before `listen()`, so that Linux
 /// copies them to every accepted socket: the timeouts reach sockets that only tiny_http
 /// holds, which is the only way to put timeouts on its reads and writes.
-pub fn bind(options: &ServerOptions) -> Result<Bound, BindError> {
+pub(super) fn bind(options: &ServerOptions) -> Result<Bound, BindError> {
     let addr = options.listen_addr;
     let bind_error = |source| BindError { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
@@ -118,7 +118,7 @@ const DEFAULT_MAX_CONNECTIONS_CAP: usize = 10_000;
 /// How many connections the server serves at once, and how many stuck connection
 /// threads it lives with, from the descriptor limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(super) struct Limits {
     /// The soft open-file limit, after raising it.
     pub descriptors: u64,
     pub max_connections: usize,
@@ -130,7 +130,7 @@ pub struct Limits {
 impl Limits {
     /// Raises the soft open-file limit to the hard one first, as Go's runtime does: many
     /// systems start programs with a soft limit of 1024 under a far higher hard limit.
-    pub fn new(configured: Option<usize>) -> Limits {
+    pub(super) fn new(configured: Option<usize>) -> Limits {
         let descriptors = match rlimit::increase_nofile_limit(u64::MAX) {
             Ok(soft) => soft,
             Err(error) => {
@@ -152,7 +152,7 @@ impl Limits {
     }
 
     /// The limits for a descriptor limit of `descriptors`; pure, for the tests.
-    pub fn from_descriptors(descriptors: u64, configured: Option<usize>) -> Limits {
+    pub(super) fn from_descriptors(descriptors: u64, configured: Option<usize>) -> Limits {
         let connections = connections_allowed(descriptors);
         Limits {
             descriptors,

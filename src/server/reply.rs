@@ -9,7 +9,7 @@ use tiny_http::{Header, Headers, Request, Response, StatusCode};
 use crate::router::{ContentType, Method, Reply};
 
 /// Reply headers built once: tiny_http parses and validates each header it is given.
-pub struct ReplyHeaders {
+pub(super) struct ReplyHeaders {
     xml: Header,
     text: Header,
     server: Header,
@@ -19,7 +19,7 @@ pub struct ReplyHeaders {
 }
 
 impl ReplyHeaders {
-    pub fn new() -> ReplyHeaders {
+    pub(super) fn new() -> ReplyHeaders {
         let header = |name: &str, value: &str| {
             Header::from_bytes(name, value).expect("a valid constant header")
         };
@@ -52,7 +52,7 @@ impl ReplyHeaders {
     }
 }
 
-pub fn method_of(request: &Request) -> Method {
+pub(super) fn method_of(request: &Request) -> Method {
     match request.method() {
         tiny_http::Method::Get => Method::Get,
         tiny_http::Method::Head => Method::Head,
@@ -67,7 +67,7 @@ pub fn method_of(request: &Request) -> Method {
 /// The answer could not be written: the client took no byte of it for
 /// `WRITE_TIMEOUT_SECONDS`, or the socket failed. (tiny_http counts a client that has
 /// closed as answered.)
-pub fn respond(headers: &ReplyHeaders, request: Request, reply: &Reply) -> io::Result<()> {
+pub(super) fn respond(headers: &ReplyHeaders, request: Request, reply: &Reply) -> io::Result<()> {
     if reply.status >= 400 {
         log::warn!(
             "{} {} from {}: {} {}",

@@ -5,6 +5,10 @@
 //! 127.0.0.1:0 (in this process, or the binary as a child), so they do not meet; those that
 //! load the machine or time an answer take [`support::exclusive`] first.
 
+// A test crate exports nothing, so every `pub` here is unreachable; it marks what `support`
+// offers the test modules.
+#![allow(unreachable_pub)]
+
 mod support;
 
 mod binary;
