@@ -41,6 +41,22 @@ struct Table {
     /// already ended stay here until they reach the front (or a compaction), and are
     /// skipped then: their `started` no longer matches the table's.
     order: VecDeque<(Instant, Arc<str>)>,
+    /// Calls that expired without an answer or a hangup, ever.
+    unfollowed_total: u64,
+    /// Their ids, for the log, until taken; the count of those not kept.
+    unfollowed: Vec<Arc<str>>,
+    unfollowed_not_kept: usize,
+}
+
+/// Ids of unfollowed calls kept for one log round; the rest are counted.
+const UNFOLLOWED_KEPT: usize = 20;
+
+/// Calls whose newCall got no answer or hangup event within the time calls are remembered.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unfollowed {
+    pub call_ids: Vec<Arc<str>>,
+    /// How many more there were.
+    pub more: usize,
 }
 
 impl CallTracker {
@@ -117,6 +133,26 @@ impl CallTracker {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Forgets the calls older than the time they are remembered, and returns those among
+    /// all forgotten so far (since the last call) that never had an answer or a hangup:
+    /// what sipgate does when it cannot reach the `onAnswer`/`onHangup` URLs.
+    pub fn take_unfollowed(&self, now: Instant) -> Unfollowed {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        table.expire(now, self.ttl);
+        Unfollowed {
+            call_ids: std::mem::take(&mut table.unfollowed),
+            more: std::mem::take(&mut table.unfollowed_not_kept),
+        }
+    }
+
+    /// How many calls ever expired without an answer or a hangup.
+    pub fn unfollowed_total(&self) -> u64 {
+        self.table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unfollowed_total
+    }
 }
 
 /// Whether `calls` still holds the call an `order` entry recorded, rather than nothing (it
@@ -135,7 +171,15 @@ impl Table {
             }
             let (started, call_id) = self.order.pop_front().expect("front exists");
             if is_current(&self.calls, started, &call_id) {
-                self.calls.remove(&call_id);
+                let times = self.calls.remove(&call_id);
+                if times.is_some_and(|times| times.answered.is_none()) {
+                    self.unfollowed_total += 1;
+                    if self.unfollowed.len() < UNFOLLOWED_KEPT {
+                        self.unfollowed.push(call_id);
+                    } else {
+                        self.unfollowed_not_kept += 1;
+                    }
+                }
             }
         }
     }
@@ -317,5 +361,35 @@ mod tests {
         let summary = tracker.observe(&hangup("a"), t0 + secs(7)).unwrap();
         assert_eq!(summary.rang, secs(2));
         assert!(tracker.observe(&hangup("b"), t0 + secs(7)).is_some());
+    }
+
+    #[test]
+    fn calls_without_answer_or_hangup_are_reported_once_they_expire() {
+        let tracker = CallTracker::new(secs(60), 100);
+        let t0 = Instant::now();
+        for id in ["silent", "answered", "hung-up"] {
+            tracker.observe(&new_call(id), t0);
+        }
+        tracker.observe(&answer("answered"), t0 + secs(1));
+        tracker.observe(&hangup("hung-up"), t0 + secs(2));
+        assert_eq!(
+            tracker.take_unfollowed(t0 + secs(60)),
+            Unfollowed::default()
+        );
+        let expired = tracker.take_unfollowed(t0 + secs(61));
+        assert_eq!(expired.call_ids, [Arc::from("silent")]);
+        assert_eq!((expired.more, tracker.unfollowed_total()), (0, 1));
+        assert_eq!(
+            tracker.take_unfollowed(t0 + secs(200)),
+            Unfollowed::default()
+        );
+        assert_eq!(tracker.unfollowed_total(), 1);
+
+        for n in 0..(UNFOLLOWED_KEPT + 5) {
+            tracker.observe(&new_call(&format!("c{n}")), t0 + secs(300));
+        }
+        let many = tracker.take_unfollowed(t0 + secs(400));
+        assert_eq!((many.call_ids.len(), many.more), (UNFOLLOWED_KEPT, 5));
+        assert_eq!(tracker.unfollowed_total(), 1 + UNFOLLOWED_KEPT as u64 + 5);
     }
 }

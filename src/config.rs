@@ -42,6 +42,8 @@ pub struct Config {
     pub call_rules_file: Option<PathBuf>,
     /// Where the rules' `hours` are read (`TIMEZONE`).
     pub timezone: TimeZone,
+    /// `true` serves `GET /metrics` (`METRICS`).
+    pub metrics: bool,
     /// Settings that are set but no longer mean anything, for a warning at start.
     pub retired_settings: Vec<RetiredSetting>,
 }
@@ -136,6 +138,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "TIMEZONE",
         default: "Europe/Berlin",
         meaning: "IANA time zone the call rules' hours are read in",
+    },
+    Variable {
+        name: "METRICS",
+        default: "false",
+        meaning: "true serves Prometheus metrics at GET /metrics under WEBHOOK_URL's path (keep it off the public side)",
     },
     Variable {
         name: "RUST_LOG",
@@ -273,6 +280,10 @@ impl Config {
             )
         })?;
 
+        let value = get_or_default("METRICS");
+        let metrics = parse_bool(&value)
+            .ok_or_else(|| invalid("METRICS", &value, "true or false (also 1/0, yes/no)"))?;
+
         Ok(Config {
             webhook_url,
             listen_addr,
@@ -287,6 +298,7 @@ impl Config {
             max_tracked_calls,
             call_rules_file,
             timezone,
+            metrics,
             retired_settings: RETIRED
                 .iter()
                 .filter(|retired| get(retired.name).is_some())
@@ -402,6 +414,22 @@ impl WebhookUrl {
             origin_len: origin.len(),
             query,
         })
+    }
+
+    /// `host[:port]` as written, without user info: where sipgate sends the events.
+    pub fn authority(&self) -> &str {
+        let origin = &self.base[..self.origin_len];
+        let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host)
+    }
+
+    /// Whether the scheme is `https`.
+    pub fn is_https(&self) -> bool {
+        self.base
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     }
 
     /// The path prefix the routes are served under: `""` or `/hooks/abc` (no trailing slash).

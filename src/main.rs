@@ -8,12 +8,14 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use sipgateio_callevents::config::{Config, VARIABLES, default_of};
+use sipgateio_callevents::metrics::Metrics;
 use sipgateio_callevents::output::EventSink;
 use sipgateio_callevents::router::{App, paths};
 use sipgateio_callevents::rules::{Rules, commands};
 use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
 use sipgateio_callevents::signature::Verifier;
 use sipgateio_callevents::simulate;
+use sipgateio_callevents::warnings;
 
 /// How long requests in progress get to finish after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -124,8 +126,24 @@ fn run() -> Result<(), Failure> {
         );
         app = app.with_rules(path.clone(), rules);
     }
+    let mut options = ServerOptions::new(&config);
+    if config.metrics {
+        let metrics = Arc::new(Metrics::new(std::time::SystemTime::now()));
+        app = app.with_metrics(Arc::clone(&metrics));
+        options.metrics = Some(metrics);
+        log::info!(
+            "serving metrics at {}; keep that path off the public side (docs/operations.md)",
+            config.webhook_url.callback(paths::METRICS)
+        );
+    }
+    if let Some(warning) = warnings::plain_http(&config.webhook_url) {
+        log::warn!("{warning}");
+    }
     let app = Arc::new(app);
-    let options = ServerOptions::new(&config);
+    sweep_calls(
+        Arc::clone(&app),
+        SWEEP_EVERY.min(Duration::from_secs(config.call_ttl_seconds)),
+    )?;
     // Before listening: once "listening" is logged, a stop signal must stop gracefully, and
     // a flood of connections must not take the descriptors the handlers need.
     let signals = catch_signals(config.call_rules_file.is_some())?;
@@ -154,6 +172,23 @@ fn run() -> Result<(), Failure> {
         message: error.to_string(),
     })?;
     log::info!("stopped");
+    Ok(())
+}
+
+/// How often calls past `CALL_TTL_SECONDS` are forgotten, and those that never had an
+/// answer or a hangup event logged (more often with a shorter `CALL_TTL_SECONDS`).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+fn sweep_calls(app: Arc<App>, every: Duration) -> Result<(), Failure> {
+    std::thread::Builder::new()
+        .name("calls".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                app.sweep_calls(std::time::Instant::now());
+            }
+        })
+        .map_err(|e| Failure::usage(format!("cannot start the calls thread: {e}")))?;
     Ok(())
 }
 

@@ -13,8 +13,10 @@ use crate::answer::{Response, Url};
 use crate::calls::{CallSummary, CallTracker};
 use crate::config::{Config, WebhookUrl};
 use crate::event::{self, CallEvent, EventKind};
+use crate::metrics::{Metrics, Sampled};
 use crate::rules::{RuleRef, Rules, RulesError};
-use crate::signature::Verifier;
+use crate::signature::{SignatureError, Verifier};
+use crate::warnings::HostCheck;
 
 /// The routes, relative to `WEBHOOK_URL`'s path prefix.
 pub mod paths {
@@ -23,6 +25,7 @@ pub mod paths {
     pub const ON_HANGUP: &str = "/on-hangup";
     pub const ON_DTMF: &str = "/on-dtmf";
     pub const HEALTH: &str = "/health";
+    pub const METRICS: &str = "/metrics";
 }
 
 /// The request methods the routes tell apart.
@@ -43,6 +46,9 @@ pub struct Incoming<'a> {
     pub path: &'a str,
     /// The query string without `?`, if any.
     pub query: Option<&'a str>,
+    /// The `Host` header, and `X-Forwarded-Host` (set by a proxy in front), if any.
+    pub host: Option<&'a str>,
+    pub forwarded_host: Option<&'a str>,
     /// The `Content-Type` header, if any.
     pub content_type: Option<&'a str>,
     /// The `X-Sipgate-Signature` header, if any.
@@ -86,6 +92,8 @@ pub enum AnsweredBy {
 pub enum ContentType {
     Xml,
     Text,
+    /// The metrics page.
+    OpenMetrics,
 }
 
 impl ContentType {
@@ -94,6 +102,7 @@ impl ContentType {
         match self {
             ContentType::Xml => "application/xml; charset=UTF-8",
             ContentType::Text => "text/plain; charset=UTF-8",
+            ContentType::OpenMetrics => crate::metrics::CONTENT_TYPE,
         }
     }
 }
@@ -107,6 +116,8 @@ pub struct Reply {
     pub body: Arc<str>,
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
+    /// Why an error answer refused the request, as the metrics count it (`ok` below 400).
+    pub reason: &'static str,
     /// The accepted event; `None` for everything else.
     pub accepted: Option<Accepted>,
 }
@@ -119,6 +130,7 @@ impl Reply {
             content_type: ContentType::Xml,
             body: body.into(),
             allow: None,
+            reason: "ok",
             accepted: None,
         }
     }
@@ -130,7 +142,16 @@ impl Reply {
             content_type: ContentType::Text,
             body: Arc::from(message.into()),
             allow: None,
+            reason: reason_of(status),
             accepted: None,
+        }
+    }
+
+    /// An error answer whose reason says more than its status.
+    pub fn refused(status: u16, reason: &'static str, message: impl Into<String>) -> Reply {
+        Reply {
+            reason,
+            ..Reply::text(status, message)
         }
     }
 
@@ -167,10 +188,12 @@ pub struct App {
     verifier: Option<Verifier>,
     /// The answer to every newCall without rules; it depends only on the configuration.
     new_call_xml: Arc<str>,
-    calls: CallTracker,
+    calls: Arc<CallTracker>,
     webhook: WebhookUrl,
     rules: Option<RulesSlot>,
     timezone: TimeZone,
+    metrics: Option<Arc<Metrics>>,
+    hosts: HostCheck,
 }
 
 /// The rules in use, replaced whole by a reload, so a request sees the old rules or the
@@ -192,14 +215,56 @@ impl App {
             path_prefix: url.path_prefix().to_owned(),
             verifier,
             new_call_xml: Arc::from(doc.to_xml()),
-            calls: CallTracker::new(
+            calls: Arc::new(CallTracker::new(
                 Duration::from_secs(config.call_ttl_seconds),
                 config.max_tracked_calls,
-            ),
+            )),
             webhook: url.clone(),
             rules: None,
             timezone: config.timezone.clone(),
+            metrics: None,
+            hosts: HostCheck::new(url),
         }
+    }
+
+    /// Serves `GET /metrics` from `metrics`, with the calls this app tracks.
+    #[must_use]
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> App {
+        let calls = Arc::clone(&self.calls);
+        metrics.register_collector(Sampled::gauge(
+            "sipgateio_calls_tracked",
+            "Calls whose start is remembered for the ring and talk times of their hangup",
+            move || calls.len() as u64,
+        ));
+        let calls = Arc::clone(&self.calls);
+        metrics.register_collector(Sampled::counter(
+            "sipgateio_calls_without_followup",
+            "newCalls that got no answer or hangup event within CALL_TTL_SECONDS: sipgate could not reach the URLs built from WEBHOOK_URL",
+            move || calls.unfollowed_total(),
+        ));
+        App {
+            metrics: Some(metrics),
+            ..self
+        }
+    }
+
+    /// Forgets calls past `CALL_TTL_SECONDS`, and logs those that never had an answer or a
+    /// hangup event. Called now and then; `now` is the monotonic clock.
+    pub fn sweep_calls(&self, now: Instant) {
+        let unfollowed = self.calls.take_unfollowed(now);
+        if unfollowed.call_ids.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = unfollowed.call_ids.iter().map(|id| &**id).collect();
+        let more = match unfollowed.more {
+            0 => String::new(),
+            more => format!(" and {more} more"),
+        };
+        log::info!(
+            "no answer or hangup event came within CALL_TTL_SECONDS of the newCall of call {}{more}; if no call ever gets one, sipgate cannot reach {}",
+            ids.join(", "),
+            self.webhook.callback(paths::ON_HANGUP)
+        );
     }
 
     /// Answers newCalls by `rules`, read from `path` (which a reload reads again).
@@ -248,6 +313,8 @@ impl App {
             (_, NEW_CALL | ON_ANSWER | ON_HANGUP | ON_DTMF) => Reply::method_not_allowed("POST"),
             (Method::Get | Method::Head, HEALTH) => Reply::text(200, "ok"),
             (_, HEALTH) => Reply::method_not_allowed("GET, HEAD"),
+            (Method::Get | Method::Head, METRICS) if self.metrics.is_some() => self.metrics_page(),
+            (_, METRICS) if self.metrics.is_some() => Reply::method_not_allowed("GET, HEAD"),
             _ => Reply::not_found(request.path),
         }
     }
@@ -255,7 +322,11 @@ impl App {
     fn on_event(&self, request: &Incoming<'_>, expected: EventKind) -> Reply {
         if let Some(verifier) = &self.verifier {
             if let Err(problem) = verifier.verify(request.body, request.signature) {
-                return Reply::text(403, format!("forbidden: {problem}"));
+                let reason = match problem {
+                    SignatureError::Missing => "signature_missing",
+                    SignatureError::Undecodable | SignatureError::Mismatch => "signature_invalid",
+                };
+                return Reply::refused(403, reason, format!("forbidden: {problem}"));
             }
         }
         if !is_form_urlencoded(request.content_type) {
@@ -271,6 +342,11 @@ impl App {
             Ok(event) => event,
             Err(problem) => return Reply::text(400, problem.to_string()),
         };
+        if let CallEvent::NewCall(_) = &event {
+            if let Some(warning) = self.hosts.check(request.forwarded_host.or(request.host)) {
+                log::warn!("{warning}");
+            }
+        }
         let (reply, answered_by) = match (&event, self.rules()) {
             (CallEvent::NewCall(call), Some(rules)) => {
                 let decision = rules.decide(call, request.received_utc, &self.timezone);
@@ -305,6 +381,37 @@ impl App {
             summary,
             answered_by,
         })
+    }
+}
+
+impl App {
+    fn metrics_page(&self) -> Reply {
+        let metrics = self
+            .metrics
+            .as_ref()
+            .expect("routed here only with metrics");
+        Reply {
+            content_type: ContentType::OpenMetrics,
+            ..Reply::text(200, metrics.encode())
+        }
+    }
+}
+
+/// The metrics' name for an error status; `ok` below 400.
+fn reason_of(status: u16) -> &'static str {
+    match status {
+        0..=399 => "ok",
+        400 => "bad_request",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "timeout",
+        411 => "length_required",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        500 => "internal_error",
+        503 => "unavailable",
+        _ => "other",
     }
 }
 
@@ -345,6 +452,7 @@ mod tests {
             max_tracked_calls: 100,
             call_rules_file: None,
             timezone: TimeZone::UTC,
+            metrics: false,
             retired_settings: Vec::new(),
         };
         App::new(&config, None)
@@ -355,6 +463,8 @@ mod tests {
             method,
             path,
             query: None,
+            host: None,
+            forwarded_host: None,
             content_type: FORM,
             signature: None,
             body,

@@ -68,6 +68,8 @@ fuzz_target!(|data: &[u8]| {
         method,
         path: &path,
         query: None,
+        host: None,
+        forwarded_host: None,
         content_type: (flags & 0x10 != 0).then_some(content_type.as_ref()),
         signature: (flags & 0x20 != 0).then_some(signature.as_ref()),
         body,

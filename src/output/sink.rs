@@ -35,6 +35,8 @@ pub struct EventSink {
 struct Shared {
     /// Lines handed over and not yet written (or given up on).
     pending: AtomicUsize,
+    /// Lines written to the error log instead of stdout, ever.
+    diverted: AtomicU64,
     /// When the write in progress started, in milliseconds since `epoch`; 0 when idle.
     writing_since_ms: AtomicU64,
     epoch: Instant,
@@ -65,6 +67,7 @@ impl EventSink {
     pub fn new(out: impl Write + Send + 'static, format: EventFormat) -> EventSink {
         let shared = Arc::new(Shared {
             pending: AtomicUsize::new(0),
+            diverted: AtomicU64::new(0),
             writing_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             queue: Mutex::new(Queue::default()),
@@ -86,6 +89,7 @@ impl EventSink {
                 "could not write the event line to stdout (a write has been blocked for {:.1} s: nobody is reading it); the event was: {line}",
                 stalled.as_secs_f64()
             );
+            self.shared.diverted.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let mut queue = self.shared.queue();
@@ -94,6 +98,7 @@ impl EventSink {
             log::error!(
                 "could not write the event line to stdout (it is not being read: {QUEUE_LINES} lines are waiting); the event was: {line}"
             );
+            self.shared.diverted.fetch_add(1, Ordering::Relaxed);
             return;
         }
         queue.text.push_str(&line);
@@ -105,6 +110,16 @@ impl EventSink {
         if std::mem::take(&mut queue.writer_idle) {
             self.shared.line_arrived.notify_one();
         }
+    }
+
+    /// Lines handed over and not yet written.
+    pub fn pending(&self) -> usize {
+        self.shared.pending.load(Ordering::Relaxed)
+    }
+
+    /// Lines that went to the error log instead of stdout, since start.
+    pub fn diverted(&self) -> u64 {
+        self.shared.diverted.load(Ordering::Relaxed)
     }
 
     /// Waits until every line handed over so far is written, for up to `limit`. Returns
@@ -135,6 +150,7 @@ impl EventSink {
             log::error!(
                 "could not write the event line to stdout before exit; the event was: {line}"
             );
+            self.shared.diverted.fetch_add(1, Ordering::Relaxed);
         }
         if waiting.is_empty() {
             log::error!(
@@ -194,6 +210,7 @@ fn write_lines(mut out: impl Write, shared: &Shared) {
                 log::error!(
                     "could not write the event line to stdout ({error}); the event was: {line}"
                 );
+                shared.diverted.fetch_add(1, Ordering::Relaxed);
             }
         }
         if batch.capacity() > KEEP_BUFFER_BYTES {

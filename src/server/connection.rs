@@ -108,7 +108,7 @@ where
         shared.received.fetch_add(1, Ordering::Relaxed);
         let keep_serving = if shared.closed.load(Ordering::SeqCst) {
             let reply = Reply::text(503, "the server is stopping; try again in a moment");
-            let _ = respond(&shared.headers, request, &reply);
+            let _ = send(shared, request, &reply, Instant::now());
             false
         } else {
             handle(shared, request)
@@ -135,7 +135,7 @@ fn handle(shared: &Shared, mut request: Request) -> bool {
             400,
             "protocol upgrades (Connection: upgrade) are not supported; send plain HTTP/1.1 requests",
         );
-        let _ = respond(&shared.headers, request, &reply);
+        let _ = send(shared, request, &reply, received);
         return false;
     }
     let has_transfer_encoding = headers.get("Transfer-Encoding").is_some();
@@ -143,7 +143,7 @@ fn handle(shared: &Shared, mut request: Request) -> bool {
         Ok(slot) => slot,
         Err(body::AllTaken) => {
             let reply = Reply::text(503, "too many large requests in progress; try again later");
-            let _ = respond(&shared.headers, request, &reply);
+            let _ = send(shared, request, &reply, received);
             return false;
         }
     };
@@ -161,13 +161,28 @@ fn handle(shared: &Shared, mut request: Request) -> bool {
         // exits, so every 200 has its line.
         shared.sink.emit(accepted);
     }
-    match respond(&shared.headers, request, &reply) {
+    match send(shared, request, &reply, received) {
         Ok(()) => keep_serving,
         Err(error) => {
             log::debug!("could not send the reply, closing the connection: {error}");
             false
         }
     }
+}
+
+/// Writes `reply` and counts it in the metrics, if they are on: the time since `received`
+/// for a POST (sipgate's requests), and an error answer by its reason.
+fn send(shared: &Shared, request: Request, reply: &Reply, received: Instant) -> io::Result<()> {
+    let is_post = *request.method() == tiny_http::Method::Post;
+    let written = respond(&shared.headers, request, reply);
+    if let Some(metrics) = &shared.metrics {
+        if is_post {
+            metrics.answered(reply, received.elapsed());
+        } else if reply.status >= 400 {
+            metrics.refused(reply);
+        }
+    }
+    written
 }
 
 fn route(
@@ -183,6 +198,8 @@ fn route(
         method: method_of(request),
         path: url.split_once('?').map_or(url, |(path, _)| path),
         query: url.split_once('?').map(|(_, query)| query),
+        host: headers.get("Host").map(|v| v.as_str()),
+        forwarded_host: headers.get("X-Forwarded-Host").map(|v| v.as_str()),
         content_type: headers.get("Content-Type").map(|v| v.as_str()),
         signature: headers.get("X-Sipgate-Signature").map(|v| v.as_str()),
         body,

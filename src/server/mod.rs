@@ -31,6 +31,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::metrics::{Metrics, Sampled};
 use crate::output::EventSink;
 use crate::router::{Incoming, Reply};
 
@@ -50,6 +51,8 @@ pub struct ServerOptions {
     pub write_timeout: Duration,
     /// `None`: derived from the open-file limit.
     pub max_connections: Option<usize>,
+    /// Where answers are counted, with `METRICS=true`; the server adds its gauges.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl ServerOptions {
@@ -61,6 +64,7 @@ impl ServerOptions {
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
             max_connections: config.max_connections,
+            metrics: None,
         }
     }
 }
@@ -123,6 +127,46 @@ struct Shared {
     closed: AtomicBool,
     /// Where each connection thread is, for the stuck count.
     registry: connection::Registry,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// The server's state as gauges, read at each scrape.
+fn register_gauges(metrics: &Metrics, shared: &Arc<Shared>, max_connections: usize) {
+    let open = Arc::clone(shared);
+    metrics.register_collector(Sampled::gauge(
+        "sipgateio_connections_open",
+        "Connections being served, threads stuck inside tiny_http not counted",
+        move || {
+            let (open, stuck) = (
+                open.open.load(Ordering::Relaxed),
+                open.stuck.load(Ordering::Relaxed),
+            );
+            open.saturating_sub(stuck) as u64
+        },
+    ));
+    metrics.register_collector(Sampled::gauge(
+        "sipgateio_connections_max",
+        "MAX_CONNECTIONS: more connections wait to be accepted",
+        move || max_connections as u64,
+    ));
+    let stuck = Arc::clone(shared);
+    metrics.register_collector(Sampled::gauge(
+        "sipgateio_connection_threads_stuck",
+        "Connection threads tiny_http never gives back (HTTP/2.0 request lines)",
+        move || stuck.stuck.load(Ordering::Relaxed) as u64,
+    ));
+    let sink = shared.sink.clone();
+    metrics.register_collector(Sampled::gauge(
+        "sipgateio_event_lines_waiting",
+        "Event lines queued for stdout",
+        move || sink.pending() as u64,
+    ));
+    let sink = shared.sink.clone();
+    metrics.register_collector(Sampled::counter(
+        "sipgateio_event_lines_diverted",
+        "Event lines written to the error log because stdout failed, stalled or was full",
+        move || sink.diverted(),
+    ));
 }
 
 /// A running server. Drop it only after [`Server::wait`]; the threads live on otherwise.
@@ -199,7 +243,11 @@ impl Server {
                 limits.max_connections + limits.stuck_bound + 1,
                 options.read_timeout + options.write_timeout + Duration::from_secs(1),
             ),
+            metrics: options.metrics.clone(),
         });
+        if let Some(metrics) = &options.metrics {
+            register_gauges(metrics, &shared, limits.max_connections);
+        }
         let (notice_sender, notices) = mpsc::channel();
         let stopper = Stopper {
             listener: Arc::new(listener.handle),

@@ -12,6 +12,7 @@ use crate::router::{ContentType, Method, Reply};
 pub(super) struct ReplyHeaders {
     xml: Header,
     text: Header,
+    open_metrics: Header,
     server: Header,
     /// The `Date` header and the second it was built for; tiny_http would format and
     /// validate a new one for every reply.
@@ -26,6 +27,7 @@ impl ReplyHeaders {
         ReplyHeaders {
             xml: header("Content-Type", ContentType::Xml.as_str()),
             text: header("Content-Type", ContentType::Text.as_str()),
+            open_metrics: header("Content-Type", ContentType::OpenMetrics.as_str()),
             server: header(
                 "Server",
                 concat!("sipgateio-callevents/", env!("CARGO_PKG_VERSION")),
@@ -85,6 +87,7 @@ pub(super) fn respond(headers: &ReplyHeaders, request: Request, reply: &Reply) -
     let content_type = match reply.content_type {
         ContentType::Xml => &headers.xml,
         ContentType::Text => &headers.text,
+        ContentType::OpenMetrics => &headers.open_metrics,
     };
     let mut list = Headers::with_capacity(4);
     list.push(headers.date());

@@ -17,6 +17,7 @@ mod faults;
 mod fixtures;
 mod hostile;
 mod http;
+mod metrics;
 mod nginx;
 mod rules;
 mod simulate;

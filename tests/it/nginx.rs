@@ -287,6 +287,7 @@ fn server(name: &str) -> Binary {
         &temp_dir(name),
         &[
             ("WEBHOOK_URL", PUBLIC_URL),
+            ("METRICS", "true"),
             ("RUST_LOG", "info,sipgateio_callevents=debug"),
         ],
     )
@@ -462,11 +463,14 @@ fn the_real_signed_request_passes_nginx_and_the_signature_check() {
     );
     assert_eq!(tampered.status, 403, "{tampered:?}");
 
-    // /health is proxied, other paths are not.
+    // /health is proxied, other paths are not; /metrics stays on this machine.
     assert_eq!(get(&nginx.url("/health")).status, 200);
-    let other = get(&nginx.url("/admin"));
-    assert_eq!(other.status, 404);
-    assert!(other.body.contains("nginx"), "{other:?}");
+    for path in ["/admin", "/metrics"] {
+        let other = get(&nginx.url(path));
+        assert_eq!(other.status, 404, "{path}");
+        assert!(other.body.contains("nginx"), "{other:?}");
+    }
+    assert_eq!(get(&server.url("/metrics")).status, 200);
 
     let (stdout, stderr) = server.stop_cleanly();
     assert_eq!(event_lines(&stdout), 1, "{stdout}");
