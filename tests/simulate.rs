@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -11,7 +12,13 @@ use support::*;
 
 /// Runs `simulate` with `args` to completion: (exit code, stdout, stderr).
 fn simulate(args: &[&str]) -> (i32, String, String) {
-    let dir = temp_dir("simulate-client");
+    // A directory of its own: the tests run in parallel, and temp_dir empties a directory
+    // another run may be starting in.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let dir = temp_dir(&format!(
+        "simulate-client-{}",
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
     let args: Vec<&str> = std::iter::once("simulate")
         .chain(args.iter().copied())
         .collect();
