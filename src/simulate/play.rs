@@ -9,7 +9,8 @@ use super::Error;
 use super::args::{Options, server_default_url};
 use super::bodies::Call;
 use super::check::check_response;
-use super::response::ResponseXml;
+use super::response::{Shown, answering_number, ending_cause, gather};
+use crate::answer::Response;
 use crate::event::{Direction, EventKind, HangupCause};
 use crate::output::Printable;
 use crate::router::paths;
@@ -92,7 +93,7 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
     )?;
     describe(out, &xml)?;
     let mut sent = vec!["newCall"];
-    if xml.on_answer.is_none() && xml.on_hangup.is_none() && xml.gather().is_none() {
+    if xml.on_answer_url().is_none() && xml.on_hangup_url().is_none() && gather(&xml).is_none() {
         // Nothing subscribed: sipgate would send nothing more, so there is nothing to wait for.
         return say(
             out,
@@ -105,11 +106,12 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
 
     let mut ending = options.cause.clone().map(|cause| (cause, false));
     if ending.is_none() {
-        ending = xml.ending_cause().map(|cause| (cause, true));
+        ending = ending_cause(&xml).map(|cause| (cause, true));
     }
     let mut paused = false;
 
-    if let Some((on_data, max_digits)) = xml.gather() {
+    if let Some(gather) = gather(&xml) {
+        let max_digits = gather.max_digit_count();
         pause(
             out,
             options.ring,
@@ -126,13 +128,13 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
                 ),
             )?;
         }
-        let url = followable(EventKind::Dtmf, on_data)?;
+        let url = followable(EventKind::Dtmf, gather.on_data().as_str())?;
         let answer = post(&agent, out, EventKind::Dtmf, url, &call.dtmf_body(&digits))?;
         if !answer.body.trim().is_empty() {
             let dtmf_xml = check_xml_answer(EventKind::Dtmf, url, &answer, call.direction.clone())?;
             describe(out, &dtmf_xml)?;
             if ending.is_none() {
-                ending = dtmf_xml.ending_cause().map(|cause| (cause, true));
+                ending = ending_cause(&dtmf_xml).map(|cause| (cause, true));
             }
         }
         sent.push("dtmf");
@@ -149,14 +151,14 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
         )?;
     }
     let answered = was_answered(&cause);
-    let answering_number = xml.answering_number(&call.to).to_owned();
+    let answering_number = answering_number(&xml, &call.to).to_owned();
 
     if answered {
-        if let Some(url) = &xml.on_answer {
+        if let Some(url) = xml.on_answer_url() {
             if !paused {
                 pause(out, options.ring, "ringing")?;
             }
-            let url = followable(EventKind::Answer, url)?;
+            let url = followable(EventKind::Answer, url.as_str())?;
             // sipgate discards the body of this answer; post() already checked the status.
             post(
                 &agent,
@@ -177,8 +179,8 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
         pause(out, options.ring, "ringing, never answered")?;
     }
 
-    if let Some(url) = &xml.on_hangup {
-        let url = followable(EventKind::Hangup, url)?;
+    if let Some(url) = xml.on_hangup_url() {
+        let url = followable(EventKind::Hangup, url.as_str())?;
         let body = call.hangup_body(&cause, answered.then_some(answering_number.as_str()));
         post(&agent, out, EventKind::Hangup, url, &body)?;
         sent.push("hangup");
@@ -237,15 +239,18 @@ fn followable(step: EventKind, url: &str) -> Result<&str, Error> {
 }
 
 /// Shows what the XML asks sipgate to do.
-fn describe(out: &mut dyn Write, xml: &ResponseXml) -> Result<(), Error> {
+fn describe(out: &mut dyn Write, xml: &Response) -> Result<(), Error> {
     let mut lines = vec!["The answer is valid sipgate XML:".to_owned()];
-    for (name, url) in [("answer", &xml.on_answer), ("hangup", &xml.on_hangup)] {
+    for (name, url) in [
+        ("answer", xml.on_answer_url()),
+        ("hangup", xml.on_hangup_url()),
+    ] {
         if let Some(url) = url {
             lines.push(format!("  sends {name} to {url}"));
         }
     }
-    for action in &xml.actions {
-        lines.push(format!("  {action}"));
+    for action in xml.actions() {
+        lines.push(format!("  {}", Shown(action)));
     }
     if lines.len() == 1 {
         lines.push("  no actions, no follow-up events: sipgate routes the call normally".into());
@@ -411,7 +416,7 @@ fn check_xml_answer(
     url: &str,
     answer: &Answer,
     direction: Direction,
-) -> Result<ResponseXml, Error> {
+) -> Result<Response, Error> {
     let event = step.wire_name();
     if let Some(encoding) = answer
         .content_encoding
