@@ -272,3 +272,80 @@ fn wrong_answers_are_explained() {
         assert!(problem.contains(expected), "{xml:?}: {problem}");
     }
 }
+
+/// The renderer and the checker agree: whatever the answer model can build, the checker
+/// accepts and reads back as the same value, in either direction of the call.
+#[test]
+fn every_answer_the_model_renders_is_accepted_and_read_back_equal() {
+    let five = [
+        "4915799912345",
+        "+4915799912346",
+        "492111234567",
+        "4930123456",
+        "112",
+    ]
+    .map(number)
+    .to_vec();
+    let dials = [
+        Dial::numbers(vec![number("4915799912345")]).unwrap(),
+        Dial::numbers(five.clone()).unwrap(),
+        Dial::numbers(five)
+            .unwrap()
+            .caller_id(number("+492111234567"))
+            .anonymous(false),
+        Dial::numbers(vec![number("4915799912345")])
+            .unwrap()
+            .anonymous(true),
+        Dial::voicemail(),
+        Dial::voicemail()
+            .caller_id(number("492111234567"))
+            .anonymous(true),
+    ];
+    let announcement = Play {
+        url: url("https://h.example/menu.wav?lang=de&v=\"2\"&w=<3>"),
+    };
+    let others = [
+        Action::Play(announcement.clone()),
+        Action::Gather(Gather::new(url("http://h.example/on-dtmf?menu=main&x='1'"))),
+        Action::Gather(
+            Gather::new(url("HTTP://h.example:8080/on-dtmf"))
+                .max_digits(4)
+                .unwrap()
+                .timeout_ms(10_000)
+                .unwrap()
+                .play(announcement),
+        ),
+        Action::Reject(RejectReason::Busy),
+        Action::Reject(RejectReason::Rejected),
+        Action::Hangup,
+    ];
+    let actions: Vec<Action> = dials.into_iter().map(Action::Dial).chain(others).collect();
+
+    let on_answer = url("http://localhost:8080/hooks/on-answer?token=a&b=c");
+    let on_hangup = url("https://h.example/on-hangup");
+    let subscriptions = [
+        Response::new(),
+        Response::new().on_answer(on_answer.clone()),
+        Response::new().on_hangup(on_hangup.clone()),
+        Response::new().on_answer(on_answer).on_hangup(on_hangup),
+    ];
+    for subscribed in subscriptions {
+        let mut responses = vec![subscribed.clone()];
+        responses.extend(
+            actions
+                .iter()
+                .map(|action| subscribed.clone().action(action.clone())),
+        );
+        responses.push(actions.iter().cloned().fold(subscribed, Response::action));
+        for response in responses {
+            let xml = response.to_xml();
+            for direction in [Direction::In, Direction::Out] {
+                assert_eq!(
+                    check_response(&xml, direction.clone()).as_ref(),
+                    Ok(&response),
+                    "{direction:?}: {xml}"
+                );
+            }
+        }
+    }
+}
