@@ -8,10 +8,10 @@ use std::time::Duration;
 use super::Error;
 use super::args::Options;
 use super::bodies::Call;
-use super::post::{agent, check_xml_answer, followable, post, print_failed};
-use super::response::{Shown, answering_number, ending_cause, gather};
+use super::post::{Step, agent, check_xml_answer, followable, post, print_failed};
+use super::response::{Shown, answering_number, ending_cause, first_gather};
 use crate::answer::Response;
-use crate::event::{Direction, EventKind, HangupCause};
+use crate::event::{Direction, HangupCause};
 use crate::router::paths;
 
 /// Whether sipgate sends `answer` before a hangup with this cause. A forwarded leg is not
@@ -49,19 +49,22 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
     let answer = post(
         &agent,
         out,
-        EventKind::NewCall,
+        Step::NewCall,
         &new_call_url,
         &call.new_call_body(),
     )?;
     let xml = check_xml_answer(
-        EventKind::NewCall,
+        Step::NewCall,
         &new_call_url,
         &answer,
         call.direction.clone(),
     )?;
     describe(out, &xml)?;
     let mut sent = vec!["newCall"];
-    if xml.on_answer_url().is_none() && xml.on_hangup_url().is_none() && gather(&xml).is_none() {
+    if xml.on_answer_url().is_none()
+        && xml.on_hangup_url().is_none()
+        && first_gather(&xml).is_none()
+    {
         // Nothing subscribed: sipgate would send nothing more, so there is nothing to wait for.
         return say(
             out,
@@ -78,7 +81,7 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
     }
     let mut paused = false;
 
-    if let Some(gather) = gather(&xml) {
+    if let Some(gather) = first_gather(&xml) {
         let max_digits = gather.max_digit_count();
         pause(
             out,
@@ -96,10 +99,11 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
                 ),
             )?;
         }
-        let url = followable(EventKind::Dtmf, gather.on_data().as_str())?;
-        let answer = post(&agent, out, EventKind::Dtmf, url, &call.dtmf_body(&digits))?;
+        let step = Step::Dtmf { menu: 1 };
+        let url = followable(step, gather.on_data().as_str())?;
+        let answer = post(&agent, out, step, url, &call.dtmf_body(&digits))?;
         if !answer.body.trim().is_empty() {
-            let dtmf_xml = check_xml_answer(EventKind::Dtmf, url, &answer, call.direction.clone())?;
+            let dtmf_xml = check_xml_answer(step, url, &answer, call.direction.clone())?;
             describe(out, &dtmf_xml)?;
             if ending.is_none() {
                 ending = ending_cause(&dtmf_xml).map(|cause| (cause, true));
@@ -126,12 +130,12 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
             if !paused {
                 pause(out, options.ring, "ringing")?;
             }
-            let url = followable(EventKind::Answer, url.as_str())?;
+            let url = followable(Step::Answer, url.as_str())?;
             // sipgate discards the body of this answer; post() already checked the status.
             post(
                 &agent,
                 out,
-                EventKind::Answer,
+                Step::Answer,
                 url,
                 &call.answer_body(&answering_number),
             )?;
@@ -148,9 +152,9 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
     }
 
     if let Some(url) = xml.on_hangup_url() {
-        let url = followable(EventKind::Hangup, url.as_str())?;
+        let url = followable(Step::Hangup, url.as_str())?;
         let body = call.hangup_body(&cause, answered.then_some(answering_number.as_str()));
-        post(&agent, out, EventKind::Hangup, url, &body)?;
+        post(&agent, out, Step::Hangup, url, &body)?;
         sent.push("hangup");
     } else {
         say(

@@ -47,19 +47,48 @@ pub(crate) fn print_failed(error: io::Error) -> Error {
     Error::call(format!("cannot write to stdout: {error}"))
 }
 
+/// A request of the call, as its messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    NewCall,
+    /// Digits for a menu: `menu` 1 is the newCall answer's `<Gather>`, 2 the one in the
+    /// answer to those digits, and so on.
+    Dtmf {
+        menu: usize,
+    },
+    Answer,
+    Hangup,
+}
+
+impl Step {
+    fn event(self) -> EventKind {
+        match self {
+            Step::NewCall => EventKind::NewCall,
+            Step::Dtmf { .. } => EventKind::Dtmf,
+            Step::Answer => EventKind::Answer,
+            Step::Hangup => EventKind::Hangup,
+        }
+    }
+
+    fn wire_name(self) -> &'static str {
+        self.event().wire_name()
+    }
+}
+
 /// Where the URL of a request came from, for the messages.
-fn source(step: EventKind) -> &'static str {
+fn source(step: Step) -> &'static str {
     match step {
-        EventKind::NewCall => "URL",
-        EventKind::Answer => "the onAnswer URL of the server's newCall answer",
-        EventKind::Hangup => "the onHangup URL of the server's newCall answer",
-        EventKind::Dtmf => "the <Gather onData> URL of the server's newCall answer",
+        Step::NewCall => "URL",
+        Step::Answer => "the onAnswer URL of the server's newCall answer",
+        Step::Hangup => "the onHangup URL of the server's newCall answer",
+        Step::Dtmf { menu: ..=1 } => "the <Gather onData> URL of the server's newCall answer",
+        Step::Dtmf { .. } => "the <Gather onData> URL of the server's answer to the digits",
     }
 }
 
 /// The simulator can only follow http URLs; an https one in the server's XML usually means
 /// WEBHOOK_URL is set to the public address, which the simulator cannot (and need not) use.
-pub(crate) fn followable(step: EventKind, url: &str) -> Result<&str, Error> {
+pub(crate) fn followable(step: Step, url: &str) -> Result<&str, Error> {
     if url.to_ascii_lowercase().starts_with("https://") {
         return Err(Error::call(format!(
             "cannot follow {} {url:?}: the simulator speaks plain http only; for a local test start the server without WEBHOOK_URL (it defaults to {default_url}) or with an http:// one",
@@ -74,7 +103,7 @@ pub(crate) fn followable(step: EventKind, url: &str) -> Result<&str, Error> {
 pub(crate) fn post(
     agent: &ureq::Agent,
     out: &mut dyn Write,
-    step: EventKind,
+    step: Step,
     url: &str,
     body: &str,
 ) -> Result<Answer, Error> {
@@ -164,9 +193,9 @@ pub(crate) fn post(
     Ok(answer)
 }
 
-fn unreachable_message(step: EventKind, url: &str, error: &ureq::Error) -> String {
+fn unreachable_message(step: Step, url: &str, error: &ureq::Error) -> String {
     let what = match step {
-        EventKind::NewCall => format!("at {url}"),
+        Step::NewCall => format!("at {url}"),
         _ => format!("at {url} ({})", source(step)),
     };
     let start = format!(
@@ -174,7 +203,7 @@ fn unreachable_message(step: EventKind, url: &str, error: &ureq::Error) -> Strin
         default_url = server_default_url()
     );
     let follow_up_hint = match step {
-        EventKind::NewCall => start,
+        Step::NewCall => start,
         _ => "the server's WEBHOOK_URL must be an address at which it can be reached".into(),
     };
     match error {
@@ -197,7 +226,7 @@ fn unreachable_message(step: EventKind, url: &str, error: &ureq::Error) -> Strin
     }
 }
 
-fn refusal_message(step: EventKind, url: &str, answer: &Answer) -> String {
+fn refusal_message(step: Step, url: &str, answer: &Answer) -> String {
     let said = match answer.body.trim() {
         "" => String::new(),
         body => format!(
@@ -210,7 +239,7 @@ fn refusal_message(step: EventKind, url: &str, answer: &Answer) -> String {
     let advice = match status {
         403 => "signature verification is on, and the simulator cannot sign its requests (only sipgate has the private key); start the server with SKIP_SIGNATURE_VERIFICATION=true for local testing".to_owned(),
         404 => match step {
-            EventKind::NewCall => "no route at that path; if the server's WEBHOOK_URL has a path, add it to URL, e.g. simulate http://localhost:8080/PATH".to_owned(),
+            Step::NewCall => "no route at that path; if the server's WEBHOOK_URL has a path, add it to URL, e.g. simulate http://localhost:8080/PATH".to_owned(),
             _ => format!("the URL came from {}, so it does not match the server's own routes; check WEBHOOK_URL", source(step)),
         },
         400 | 415 => "the server does not accept sipgate's own request format; this is a bug in the server".to_owned(),
@@ -223,7 +252,7 @@ fn refusal_message(step: EventKind, url: &str, answer: &Answer) -> String {
 
 /// A newCall or dtmf answer: sipgate reads it, so it must be XML it accepts.
 pub(crate) fn check_xml_answer(
-    step: EventKind,
+    step: Step,
     url: &str,
     answer: &Answer,
     direction: Direction,
@@ -272,7 +301,7 @@ mod tests {
             body: body.into(),
         };
         let message = refusal_message(
-            EventKind::NewCall,
+            Step::NewCall,
             "http://l/new-call",
             &answer(403, "forbidden: no signature"),
         );
@@ -284,13 +313,13 @@ mod tests {
             message.contains("start the server with SKIP_SIGNATURE_VERIFICATION=true"),
             "{message}"
         );
-        let message = refusal_message(EventKind::NewCall, "http://l/new-call", &answer(404, ""));
+        let message = refusal_message(Step::NewCall, "http://l/new-call", &answer(404, ""));
         assert!(message.contains("add it to URL"), "{message}");
-        let message = refusal_message(EventKind::Answer, "http://l/on-answer", &answer(500, ""));
+        let message = refusal_message(Step::Answer, "http://l/on-answer", &answer(500, ""));
         assert!(message.contains("failed push"), "{message}");
 
         let error = check_xml_answer(
-            EventKind::NewCall,
+            Step::NewCall,
             "http://l/new-call",
             &answer(200, "<Response/>"),
             Direction::In,
@@ -305,18 +334,18 @@ mod tests {
             content_type: Some("text/xml; charset=utf-8".into()),
             ..answer(200, "<Response/>")
         };
-        assert!(check_xml_answer(EventKind::NewCall, "u", &xml, Direction::In).is_ok());
+        assert!(check_xml_answer(Step::NewCall, "u", &xml, Direction::In).is_ok());
         let gzipped = Answer {
             content_encoding: Some("gzip".into()),
             ..xml
         };
-        let error = check_xml_answer(EventKind::NewCall, "u", &gzipped, Direction::In).unwrap_err();
+        let error = check_xml_answer(Step::NewCall, "u", &gzipped, Direction::In).unwrap_err();
         assert!(error.message.contains("compressed"), "{error}");
     }
 
     #[test]
     fn https_follow_ups_are_refused_with_the_fix() {
-        let error = followable(EventKind::Answer, "https://public.example/on-answer").unwrap_err();
+        let error = followable(Step::Answer, "https://public.example/on-answer").unwrap_err();
         assert!(
             error
                 .message
@@ -324,7 +353,7 @@ mod tests {
             "{error}"
         );
         assert_eq!(
-            followable(EventKind::Answer, "http://l/on-answer").unwrap(),
+            followable(Step::Answer, "http://l/on-answer").unwrap(),
             "http://l/on-answer"
         );
     }

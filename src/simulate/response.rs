@@ -50,7 +50,7 @@ impl fmt::Display for Shown<'_> {
 }
 
 /// The first `<Gather>`, unless a `<Reject>` or `<Hangup>` ends the call before it.
-pub(crate) fn gather(response: &Response) -> Option<&Gather> {
+pub(crate) fn first_gather(response: &Response) -> Option<&Gather> {
     for action in response.actions() {
         match action {
             Action::Gather(gather) => return Some(gather),
@@ -97,7 +97,7 @@ mod tests {
 
     /// The `<Gather>`'s URL and digit count, as the test reads them.
     fn gather_of(doc: &Response) -> Option<(&str, u32)> {
-        gather(doc).map(|gather| (gather.on_data().as_str(), gather.max_digit_count()))
+        first_gather(doc).map(|gather| (gather.on_data().as_str(), gather.max_digit_count()))
     }
 
     #[test]

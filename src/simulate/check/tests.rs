@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::event::HangupCause;
-use crate::simulate::response::{answering_number, ending_cause, gather};
+use crate::simulate::response::{answering_number, ending_cause, first_gather};
 
 fn url(text: &str) -> Url {
     Url::new(text).unwrap()
@@ -84,7 +84,7 @@ fn every_documented_action_is_read() {
         ]
     );
     assert_eq!(
-        gather(&doc).map(|gather| (gather.on_data().as_str(), gather.max_digit_count())),
+        first_gather(&doc).map(|gather| (gather.on_data().as_str(), gather.max_digit_count())),
         Some(("http://h.example/dtmf", 3))
     );
     assert_eq!(answering_number(&doc, "49"), "4915799912345");
