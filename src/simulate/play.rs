@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::Error;
-use super::args::Options;
+use super::args::{MAX_MENU_ROUNDS, Options};
 use super::bodies::Call;
 use super::post::{Step, agent, check_xml_answer, followable, post, print_failed};
 use super::response::{Shown, answering_number, ending_cause, first_gather};
@@ -80,36 +80,75 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
         ending = ending_cause(&xml).map(|cause| (cause, true));
     }
     let mut paused = false;
-
-    if let Some(gather) = first_gather(&xml) {
+    // The answer that decides whom the call reaches: the newCall's, or, when menus are
+    // followed, the last answer to digits.
+    let mut deciding = xml.clone();
+    let mut next_menu = first_gather(&xml).cloned();
+    let groups = options.digit_groups();
+    let menus = if options.follow_menus {
+        MAX_MENU_ROUNDS
+    } else {
+        1
+    };
+    let mut menu = 0;
+    while let Some(gather) = next_menu.take() {
+        if menu == menus {
+            if options.follow_menus {
+                say(
+                    out,
+                    &format!(
+                        "(the server asked for digits {menu} times in a row; the simulator answers no more menus and lets the call end)"
+                    ),
+                )?;
+            }
+            break;
+        }
+        let group = groups.get(menu).copied().unwrap_or("");
+        menu += 1;
         let max_digits = gather.max_digit_count();
         pause(
             out,
             options.ring,
-            "ringing; the caller listens and presses keys",
+            if paused {
+                "the caller listens and presses keys"
+            } else {
+                "ringing; the caller listens and presses keys"
+            },
         )?;
         paused = true;
-        let digits: String = options.digits.chars().take(max_digits as usize).collect();
-        if digits.len() < options.digits.len() {
+        let digits: String = group.chars().take(max_digits as usize).collect();
+        if digits.len() < group.len() {
             say(
                 out,
                 &format!(
-                    "(sipgate stops after maxDigits={max_digits}: sending {digits:?} of {:?})",
-                    options.digits
+                    "(sipgate stops after maxDigits={max_digits}: sending {digits:?} of {group:?})"
                 ),
             )?;
         }
-        let step = Step::Dtmf { menu: 1 };
+        let step = Step::Dtmf { menu };
         let url = followable(step, gather.on_data().as_str())?;
         let answer = post(&agent, out, step, url, &call.dtmf_body(&digits))?;
+        sent.push("dtmf");
         if !answer.body.trim().is_empty() {
             let dtmf_xml = check_xml_answer(step, url, &answer, call.direction.clone())?;
             describe(out, &dtmf_xml)?;
             if ending.is_none() {
                 ending = ending_cause(&dtmf_xml).map(|cause| (cause, true));
             }
+            if options.follow_menus {
+                deciding = dtmf_xml.clone();
+            }
+            next_menu = first_gather(&dtmf_xml).cloned();
         }
-        sent.push("dtmf");
+    }
+    if options.follow_menus && menu > 0 && menu < groups.len() {
+        say(
+            out,
+            &format!(
+                "(the call left the menus after {menu} of the {} --digits groups)",
+                groups.len()
+            ),
+        )?;
     }
 
     let (cause, guessed) = ending.unwrap_or((HangupCause::NormalClearing, false));
@@ -123,7 +162,7 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
         )?;
     }
     let answered = was_answered(&cause);
-    let answering_number = answering_number(&xml, &call.to).to_owned();
+    let answering_number = answering_number(&deciding, &call.to).to_owned();
 
     if answered {
         if let Some(url) = xml.on_answer_url() {

@@ -356,5 +356,12 @@ mod tests {
             followable(Step::Answer, "http://l/on-answer").unwrap(),
             "http://l/on-answer"
         );
+        let error = followable(Step::Dtmf { menu: 2 }, "https://p.example/on-dtmf").unwrap_err();
+        assert!(
+            error.message.contains(
+                "cannot follow the <Gather onData> URL of the server's answer to the digits"
+            ),
+            "{error}"
+        );
     }
 }
