@@ -367,6 +367,16 @@ impl Response {
         &self.actions
     }
 
+    /// The `onAnswer` URL, if the answer subscribes to `answer` events.
+    pub fn on_answer_url(&self) -> Option<&Url> {
+        self.on_answer.as_ref()
+    }
+
+    /// The `onHangup` URL, if the answer subscribes to `hangup` events.
+    pub fn on_hangup_url(&self) -> Option<&Url> {
+        self.on_hangup.as_ref()
+    }
+
     /// The XML document: a declaration, then `<Response>`. Attribute values and text are
     /// escaped.
     pub fn to_xml(&self) -> String {

@@ -14,6 +14,11 @@ pub(crate) const DEFAULT_RING: Duration = Duration::from_millis(1000);
 pub(crate) const DEFAULT_TALK: Duration = Duration::from_millis(2000);
 /// Long pauses only make a forgotten simulator hang; a minute is more than any demo needs.
 const MAX_PAUSE_MS: u64 = 60_000;
+/// A menu can lead back to itself (an option or `otherwise` naming its own menu), so the
+/// simulator stops answering `<Gather>`s somewhere; no real menu tree is this deep.
+pub(crate) const MAX_MENU_ROUNDS: usize = 10;
+/// More keys than any `maxDigits` a menu asks for in practice.
+const MAX_GROUP_KEYS: usize = 32;
 
 /// Where a server started without settings listens: its own `WEBHOOK_URL` default.
 pub(crate) fn server_default_url() -> &'static str {
@@ -42,8 +47,12 @@ pub(crate) fn help() -> String {
          \x20 --cause CAUSE          hangup cause: normalClearing (default), busy, cancel,\n\
          \x20                        noAnswer, congestion, notFound, forwarded; all but\n\
          \x20                        normalClearing mean the call was never answered\n\
-         \x20 --digits DIGITS        keys pressed after a <Gather>: 0-9, * and #, \"\" for none\n\
-         \x20                        (default {DEFAULT_DIGITS}, cut to the Gather's maxDigits)\n\
+         \x20 --digits DIGITS        keys pressed after a <Gather>: 0-9, * and #, \"\" for none;\n\
+         \x20                        one group per menu, separated by commas (--digits 1,2),\n\
+         \x20                        each cut to its Gather's maxDigits. Given, the answer to\n\
+         \x20                        the digits is followed into the next menu, up to {MAX_MENU_ROUNDS} menus\n\
+         \x20                        deep, with no input once the groups run out; without it,\n\
+         \x20                        {DEFAULT_DIGITS} is pressed in the first menu only\n\
          \x20 --pause-ms N           pause before each follow-up event, in ms, at most {MAX_PAUSE_MS}\n\
          \x20                        (default {} ms ringing, then {} ms talking)\n\
          \x20 --fast                 same as --pause-ms 0\n\
@@ -76,7 +85,11 @@ pub(crate) struct Options {
     pub(crate) caller_name: String,
     /// `None`: normalClearing, unless the server's XML rejects or hangs up the call.
     pub(crate) cause: Option<HangupCause>,
+    /// The `--digits` value: groups of keys separated by commas, one per menu.
     pub(crate) digits: String,
+    /// Whether the answers to the digits are followed into further menus: only with
+    /// `--digits`, as without it the simulator knows no path through a menu tree.
+    pub(crate) follow_menus: bool,
     /// Between newCall and the first follow-up event.
     pub(crate) ring: Duration,
     /// Between answer and hangup.
@@ -95,6 +108,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Comma
     let mut caller_name = DEFAULT_CALLER_NAME.to_owned();
     let mut cause = None;
     let mut digits = DEFAULT_DIGITS.to_owned();
+    let mut follow_menus = false;
     let mut pause: Option<Duration> = None;
 
     let mut args = args.into_iter();
@@ -183,16 +197,9 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Comma
                 );
             }
             "--digits" => {
-                if value.len() > 32
-                    || !value
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
-                {
-                    return Err(Error::usage(format!(
-                        "invalid --digits {value:?}: expected up to 32 keypad keys 0-9, * and #, e.g. --digits 1234 (\"\" for no input)"
-                    )));
-                }
+                check_digits(&value)?;
                 digits = value;
+                follow_menus = true;
             }
             "--pause-ms" => {
                 let ms = value
@@ -220,9 +227,47 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Comma
         caller_name,
         cause,
         digits,
+        follow_menus,
         ring: pause.unwrap_or(DEFAULT_RING),
         talk: pause.unwrap_or(DEFAULT_TALK),
     })))
+}
+
+impl Options {
+    /// The keys pressed in the first menu, the second, and so on; `""` is no input.
+    pub(crate) fn digit_groups(&self) -> Vec<&str> {
+        self.digits.split(',').collect()
+    }
+}
+
+/// `--digits`: groups of keypad keys separated by commas, one group per menu.
+fn check_digits(value: &str) -> Result<(), Error> {
+    let groups: Vec<&str> = value.split(',').collect();
+    if groups.len() > MAX_MENU_ROUNDS {
+        return Err(Error::usage(format!(
+            "invalid --digits {value:?}: {} groups, but the simulator follows at most {MAX_MENU_ROUNDS} menus in a row; give one group per menu",
+            groups.len()
+        )));
+    }
+    let keypad = |group: &str| {
+        group.len() <= MAX_GROUP_KEYS
+            && group
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+    };
+    match groups.iter().find(|group| !keypad(group)) {
+        None => Ok(()),
+        Some(group) => {
+            let which = if groups.len() > 1 {
+                format!("the group {group:?} is not keypad keys; ")
+            } else {
+                String::new()
+            };
+            Err(Error::usage(format!(
+                "invalid --digits {value:?}: {which}expected up to {MAX_GROUP_KEYS} keypad keys 0-9, * and # per menu, groups separated by commas, e.g. --digits {DEFAULT_DIGITS} or --digits 1,2 (\"\" for no input)"
+            )))
+        }
+    }
 }
 
 /// sipgate sends numbers as E.164 digits without `+` (its Push API reference); a `+` here
@@ -333,6 +378,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn digits_are_one_group_per_menu_and_only_given_ones_lead_through_menus() {
+        let plain = options(&[]);
+        assert_eq!(plain.digit_groups(), ["1234"]);
+        assert!(!plain.follow_menus, "without --digits, the first menu only");
+        let two = options(&["--digits", "1,2"]);
+        assert_eq!(two.digits, "1,2");
+        assert_eq!(two.digit_groups(), ["1", "2"]);
+        assert!(two.follow_menus);
+        assert!(options(&["--digits", "1234"]).follow_menus);
+        assert_eq!(options(&["--digits=,#0"]).digit_groups(), ["", "#0"]);
+        assert_eq!(options(&["--digits", "*,"]).digit_groups(), ["*", ""]);
+        assert_eq!(options(&["--digits", ""]).digit_groups(), [""]);
+        let ten = ["9"; MAX_MENU_ROUNDS].join(",");
+        assert_eq!(
+            options(&["--digits", &ten]).digit_groups().len(),
+            MAX_MENU_ROUNDS
+        );
+    }
+
+    #[test]
     fn bad_options_name_the_value_and_the_fix() {
         let cases: &[(&[&str], &str)] = &[
             (
@@ -349,6 +414,19 @@ pub(crate) mod tests {
                 "invalid --cause \"hungUp\": expected one of normalClearing, busy, cancel",
             ),
             (&["--digits", "12a"], "invalid --digits \"12a\""),
+            (
+                &["--digits", "1,2a"],
+                "invalid --digits \"1,2a\": the group \"2a\" is not keypad keys; expected up to 32 keypad keys 0-9, * and # per menu",
+            ),
+            (
+                &["--digits", "1,1,1,1,1,1,1,1,1,1,1"],
+                "invalid --digits \"1,1,1,1,1,1,1,1,1,1,1\": 11 groups, but the simulator follows at most 10 menus in a row",
+            ),
+            (
+                &["--digits", "123456789012345678901234567890123"],
+                "expected up to 32 keypad keys",
+            ),
+            (&["--digits", "1 2"], "invalid --digits \"1 2\""),
             (&["--pause-ms", "-1"], "invalid --pause-ms \"-1\""),
             (&["--pause-ms", "60001"], "from 0 to 60000"),
             (&["--caller-name", "a\nb"], "control characters"),

@@ -222,6 +222,26 @@ mod tests {
     }
 
     #[test]
+    fn each_menu_gets_its_group_of_digits_and_no_group_is_no_input() {
+        let keys = call(&["--digits", "0815,*#,"], CID, "x");
+        let bodies: Vec<String> = options(&["--digits", "0815,*#,"])
+            .digit_groups()
+            .into_iter()
+            .map(|group| keys.dtmf_body(group))
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                format!("event=dtmf&dtmf=0815&callId={CID}"),
+                format!("event=dtmf&dtmf=*%23&callId={CID}"),
+                // As sipgate sent it when a Gather timed out:
+                // https://github.com/sipgate/sipgate.io/issues/144
+                format!("event=dtmf&callId={CID}"),
+            ]
+        );
+    }
+
+    #[test]
     fn names_are_encoded_like_sipgate_does() {
         let body = call(&["--caller-name", "Jörg Müller"], "C", "x").new_call_body();
         assert!(

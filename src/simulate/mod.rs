@@ -4,8 +4,8 @@
 //! The pure parts are separate from the HTTP part and tested with literal inputs: `args`
 //! (the options and `--help`), `bodies` (the form bodies sipgate sends), `xml_reader` (the
 //! XML subset sipgate reads), `check` (what sipgate accepts in it) and `response` (what a
-//! checked answer asks for). `play` posts the events and prints the transcript;
-//! `tests/it/simulate.rs` runs the binary.
+//! checked answer asks for). `post` sends one event and prints it and its answer; `play`
+//! plays the whole call; `tests/it/simulate.rs` runs the binary.
 //!
 //! The simulator cannot sign its requests: the signing key is sipgate's. It is meant for a
 //! server started with `SKIP_SIGNATURE_VERIFICATION=true`, and says so when refused.
@@ -14,6 +14,7 @@ mod args;
 mod bodies;
 mod check;
 mod play;
+mod post;
 mod response;
 pub mod xml_reader;
 

@@ -110,6 +110,135 @@ fn a_whole_call_reaches_the_real_server() {
     );
 }
 
+/// The binary with the call rules `toml`, unsigned, at a port its WEBHOOK_URL names, as
+/// the menus' onData URLs must reach it: (the server, its base URL).
+fn server_with_rules(name: &str, toml: &str) -> (Binary, String) {
+    let dir = temp_dir(name);
+    let rules = dir.join("rules.toml");
+    std::fs::write(&rules, toml).unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Binary::start(
+        &dir,
+        &[
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+            ("LISTEN_ADDR", &format!("127.0.0.1:{port}")),
+            ("WEBHOOK_URL", &base),
+            ("CALL_RULES_FILE", rules.to_str().unwrap()),
+        ],
+    );
+    (server, base)
+}
+
+#[test]
+fn digits_lead_through_a_two_level_menu_of_the_real_server() {
+    let (mut server, base) = server_with_rules(
+        "simulate-menus",
+        r#"
+[[rule]]
+answer = { menu = "main" }
+
+[menu.main]
+options = { "1" = { menu = "sub" } }
+
+[menu.sub]
+options = { "2" = { dial = ["4915790000000"] } }
+"#,
+    );
+    let (code, stdout, stderr) = simulate(&[&base, "--fast", "--digits", "1,2"]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stderr, "");
+    let mut rest = stdout.as_str();
+    for expected in [
+        &format!("> POST {base}/new-call"),
+        &format!("  Gather up to 1 digits (timeout 2000 ms) for {base}/on-dtmf?menu=main"),
+        &format!("> POST {base}/on-dtmf?menu=main"),
+        ">   dtmf = 1",
+        &format!("  Gather up to 1 digits (timeout 2000 ms) for {base}/on-dtmf?menu=sub"),
+        &format!("> POST {base}/on-dtmf?menu=sub"),
+        ">   dtmf = 2",
+        "  Dial 4915790000000",
+        &format!("> POST {base}/on-answer"),
+        ">   answeringNumber = 4915790000000",
+        &format!("> POST {base}/on-hangup"),
+        "The call went through: the server accepted newCall, dtmf, dtmf, answer, hangup",
+    ] {
+        let at = rest
+            .find(expected)
+            .unwrap_or_else(|| panic!("{expected:?} missing, or out of order, in:\n{stdout}"));
+        rest = &rest[at + expected.len()..];
+    }
+
+    // More groups than menus: the rest is named.
+    let (code, stdout, _) = simulate(&[&base, "--fast", "--digits", "1,2,3"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("(the call left the menus after 2 of the 3 --digits groups)"),
+        "{stdout}"
+    );
+
+    // Without --digits, the default keys go to the first menu only, cut to its maxDigits,
+    // and the second menu is shown but not answered.
+    let (code, stdout, _) = simulate(&[&base, "--fast"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("(sipgate stops after maxDigits=1: sending \"1\" of \"1234\")"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("for {base}/on-dtmf?menu=sub")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&format!("> POST {base}/on-dtmf?menu=sub")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("The call went through: the server accepted newCall, dtmf, answer, hangup"),
+        "{stdout}"
+    );
+
+    assert!(server.stop().success());
+    let events = server.stdout();
+    assert!(events.contains("menu main: option 1"), "{events}");
+    assert!(events.contains("menu sub: option 2"), "{events}");
+}
+
+#[test]
+fn a_menu_that_leads_back_to_itself_is_left_after_ten_rounds() {
+    let (mut server, base) = server_with_rules(
+        "simulate-menu-loop",
+        r#"
+[[rule]]
+answer = { menu = "main" }
+
+[menu.main]
+options = { "1" = { hangup = true } }
+otherwise = { menu = "main" }
+"#,
+    );
+    let (code, stdout, stderr) = simulate(&[&base, "--fast", "--digits", "7,8"]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let dtmf_posts = format!("> POST {base}/on-dtmf?menu=main");
+    assert_eq!(stdout.matches(&dtmf_posts).count(), 10, "{stdout}");
+    assert_eq!(
+        stdout.matches(">   dtmf = ").count(),
+        2,
+        "then no input: {stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "(the server asked for digits 10 times in a row; the simulator answers no more menus and lets the call end)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("> POST {base}/on-hangup")),
+        "{stdout}"
+    );
+    assert!(server.stop().success());
+}
+
 #[test]
 fn a_server_that_checks_signatures_is_named_with_the_fix() {
     let dir = temp_dir("simulate-signed");
