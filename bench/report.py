@@ -19,6 +19,9 @@ BASELINE = "baseline"
 # The goals for serving each connection on its own thread, against tiny_http's own accept
 # thread and queue: name -> minimum ratio to the baseline's req/s.
 RATIO_GOALS = {"/new-call": 1.2, "/on-hangup": 1.1}
+# Targets measured against another target of this server, round by round: (target, against,
+# least ratio, what it means).
+PAIR_GOALS = [("/new-call metrics", "/new-call", 0.95, "with METRICS=true within 5 % of off")]
 RSS_GOAL_MB = 10.0
 VERIFIED, UNVERIFIED = "/new-call verified", "/new-call"
 # wrk's connections: at most this many requests per run are answered after wrk stops counting.
@@ -191,6 +194,23 @@ def main():
                 f"(per round: {', '.join(f'{v:.2f}' for v in ratios(name))}; "
                 f"requests per CPU-second: {cpu_value:.2f} × baseline)"
             )
+    for name, against, least, meaning in PAIR_GOALS:
+        if name in by_name and against in by_name:
+            pairs = [
+                (r["rps"] / a["rps"], r["cpu_us"] and a["cpu_us"] / r["cpu_us"])
+                for r in by_name[name]
+                for a in by_name[against]
+                if r["round"] == a["round"] and a["rps"]
+            ]
+            if pairs:
+                value = statistics.median(p[0] for p in pairs)
+                cpu_value = statistics.median(p[1] for p in pairs)
+                verdict = "met" if value >= least else "NOT met"
+                emit(
+                    f"- `{name}` ≥ {least} × `{against}` req/s ({meaning}): {value:.2f}, **{verdict}** "
+                    f"(per round: {', '.join(f'{p[0]:.2f}' for p in pairs)}; "
+                    f"requests per CPU-second: {cpu_value:.2f} ×)"
+                )
     app_rows = [r for r in runs if r["name"] != BASELINE]
     if app_rows:
         peak = max(mb(r["hwm_kb"]) for r in app_rows)

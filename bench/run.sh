@@ -53,6 +53,7 @@ TARGETS=(
   "/on-hangup|app|/on-hangup|09-hangup-normalclearing.form||SKIP_SIGNATURE_VERIFICATION=true"
   "/on-hangup json|app|/on-hangup|09-hangup-normalclearing.form||SKIP_SIGNATURE_VERIFICATION=true EVENT_FORMAT=json"
   "/new-call 50 rules|app|/new-call|01-newcall-in.form||SKIP_SIGNATURE_VERIFICATION=true CALL_RULES_FILE=$BENCH/rules-50.toml"
+  "/new-call metrics|app|/new-call|01-newcall-in.form||SKIP_SIGNATURE_VERIFICATION=true METRICS=true"
 )
 
 # ---- tools ------------------------------------------------------------------------------
