@@ -15,7 +15,7 @@ cd "$here"
 fixtures=../tests/fixtures
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(event_parse form_pairs signature route xml_roundtrip)
+    targets=(event_parse form_pairs signature route xml_roundtrip rules)
 fi
 export RUSTC_BOOTSTRAP=1
 form='application/x-www-form-urlencoded; charset=UTF-8'
@@ -65,6 +65,11 @@ seed() {
     printf '\x07https://example.com/hooks/abc/?token=s3cr3t&x=1' >"$dir/seed-url"
     printf '\x07http://localhost:8080' >"$dir/seed-url-plain"
     printf '\x03https://h.example/on-answer?a=1&b="<'"'"'>"\xffhttps://h.example/on-hangup' >"$dir/seed-values"
+    printf '\x1fhttps://h.example/menu.wav\xffhttps://h.example/on-dtmf?menu=m' >"$dir/seed-actions"
+
+    dir=corpus/rules && mkdir -p "$dir"
+    { printf '#anonymous|4921100000000|1\n'; cat ../examples/call-rules.toml; } >"$dir/seed-example"
+    cp ../bench/rules-50.toml "$dir/seed-rules-50"
 }
 
 seed
