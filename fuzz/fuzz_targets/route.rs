@@ -106,11 +106,21 @@ fuzz_target!(|data: &[u8]| {
             other => panic!("an event accepted on {other:?}"),
         };
         assert_eq!(event.kind(), kind);
-        assert_eq!(reply.content_type == ContentType::Xml, kind == EventKind::NewCall);
+        assert_eq!(
+            reply.content_type == ContentType::Xml,
+            kind == EventKind::NewCall
+        );
         let media_type = incoming.content_type.unwrap().split(';').next().unwrap();
-        assert!(media_type.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        assert!(
+            media_type
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        );
         if variant.verifying {
-            assert_eq!(body, SIGNED_BODY, "an unsigned event got through verification");
+            assert_eq!(
+                body, SIGNED_BODY,
+                "an unsigned event got through verification"
+            );
         }
     }
 });

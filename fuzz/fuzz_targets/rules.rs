@@ -37,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         parts.next().unwrap_or("1"),
     );
     let zone = jiff::tz::TimeZone::UTC;
-    for (direction, hours) in [(Direction::In, 0), (Direction::Out, 60 * 60 * 24 * 3 + 3600 * 10)] {
+    for (direction, hours) in [
+        (Direction::In, 0),
+        (Direction::Out, 60 * 60 * 24 * 3 + 3600 * 10),
+    ] {
         let call = NewCall {
             call_id: "c".into(),
             from: from.into(),
@@ -48,13 +51,15 @@ fuzz_target!(|data: &[u8]| {
         };
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000 + hours);
         let decision = rules.decide(&call, at, &zone);
-        let root = parse_document(&decision.xml).unwrap_or_else(|e| panic!("{e}: {}", decision.xml));
+        let root =
+            parse_document(&decision.xml).unwrap_or_else(|e| panic!("{e}: {}", decision.xml));
         assert_eq!(root.name, "Response");
     }
     for menu in ["main", "m", "sales", "a"] {
         for pressed in [Some(digits), Some(""), None] {
             if let Some(choice) = rules.choose(menu, pressed) {
-                let root = parse_document(&choice.xml).unwrap_or_else(|e| panic!("{e}: {}", choice.xml));
+                let root =
+                    parse_document(&choice.xml).unwrap_or_else(|e| panic!("{e}: {}", choice.xml));
                 assert_eq!(root.name, "Response");
             }
         }

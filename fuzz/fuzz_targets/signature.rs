@@ -36,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
         match decode_signature(value) {
             Ok(bytes) => {
                 assert!(!bytes.is_empty());
-                assert_eq!(Base64::encode_string(&bytes), value.trim(), "non-canonical base64 accepted");
+                assert_eq!(
+                    Base64::encode_string(&bytes),
+                    value.trim(),
+                    "non-canonical base64 accepted"
+                );
             }
             Err(error) => assert_eq!(error, SignatureError::Undecodable),
         }

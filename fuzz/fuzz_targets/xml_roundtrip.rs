@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
         let Ok(url) = WebhookUrl::parse(&String::from_utf8_lossy(rest)) else {
             return;
         };
-        (url.callback(paths::ON_ANSWER), url.callback(paths::ON_HANGUP))
+        (
+            url.callback(paths::ON_ANSWER),
+            url.callback(paths::ON_HANGUP),
+        )
     } else {
         let mut values = rest.splitn(2, |&b| b == 0xFF);
         let mut value = || {
@@ -34,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         (value(), value())
     };
     let (Ok(first), Ok(second)) = (Url::new(&first), Url::new(&second)) else {
-        assert!(flags & 4 == 0, "the app's callback URLs are URLs: {first:?} {second:?}");
+        assert!(
+            flags & 4 == 0,
+            "the app's callback URLs are URLs: {first:?} {second:?}"
+        );
         return;
     };
 
