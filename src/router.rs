@@ -313,8 +313,11 @@ impl App {
             (_, NEW_CALL | ON_ANSWER | ON_HANGUP | ON_DTMF) => Reply::method_not_allowed("POST"),
             (Method::Get | Method::Head, HEALTH) => Reply::text(200, "ok"),
             (_, HEALTH) => Reply::method_not_allowed("GET, HEAD"),
-            (Method::Get | Method::Head, METRICS) if self.metrics.is_some() => self.metrics_page(),
-            (_, METRICS) if self.metrics.is_some() => Reply::method_not_allowed("GET, HEAD"),
+            (method, METRICS) => match (&self.metrics, method) {
+                (Some(metrics), Method::Get | Method::Head) => metrics_page(metrics),
+                (Some(_), _) => Reply::method_not_allowed("GET, HEAD"),
+                (None, _) => Reply::not_found(request.path),
+            },
             _ => Reply::not_found(request.path),
         }
     }
@@ -384,16 +387,11 @@ impl App {
     }
 }
 
-impl App {
-    fn metrics_page(&self) -> Reply {
-        let metrics = self
-            .metrics
-            .as_ref()
-            .expect("routed here only with metrics");
-        Reply {
-            content_type: ContentType::OpenMetrics,
-            ..Reply::text(200, metrics.encode())
-        }
+/// The metrics page.
+fn metrics_page(metrics: &Metrics) -> Reply {
+    Reply {
+        content_type: ContentType::OpenMetrics,
+        ..Reply::text(200, metrics.encode())
     }
 }
 
