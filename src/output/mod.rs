@@ -4,8 +4,9 @@
 //! A writer thread owns stdout, so a handler never waits on it: a terminal paused with
 //! Ctrl-S or a pipe nobody reads must not stop the server from answering sipgate. Lines
 //! wait in a bounded buffer, which the writer takes whole. When stdout fails (closed), has
-//! blocked for over a second (nobody reads it), or the buffer is full, the line goes to
-//! the error log on stderr instead, so an event is never lost without a trace.
+//! blocked for over a second (nobody reads it), or the buffer stays full for half a second
+//! while the writer is merely behind (busy cores), the line goes to the error log on
+//! stderr instead, so an event is never lost without a trace.
 
 use std::str::FromStr;
 

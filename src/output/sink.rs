@@ -12,6 +12,12 @@ use crate::router::Accepted;
 /// Lines that may wait for a slow stdout before further ones go to the error log.
 const QUEUE_LINES: usize = 8192;
 
+/// How long a handler waits for room in a full queue while the writer is behind but not
+/// blocked on stdout: with many connection threads keeping both cores busy, the writer may
+/// not run for a while, and slowing one client down keeps the line on stdout. sipgate waits
+/// 10 s for an answer.
+const WAIT_FOR_WRITER: Duration = Duration::from_millis(500);
+
 /// After each write the writer waits this long before it takes the next lines, so that
 /// under load one write carries many lines; woken for every line or two, it made a
 /// `write` and a context switch each time (BENCHMARKS.md, "What closed the gap"). A person
@@ -45,6 +51,8 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Signalled when a line arrives while the writer waits for one.
     line_arrived: Condvar,
+    /// Signalled when the writer takes the queue while handlers wait for room in it.
+    room_made: Condvar,
 }
 
 #[derive(Default)]
@@ -54,6 +62,8 @@ struct Queue {
     lines: usize,
     /// The writer is waiting on `line_arrived` (and needs waking).
     writer_idle: bool,
+    /// Handlers waiting on `room_made` for a full queue to empty.
+    handlers_waiting: usize,
 }
 
 impl EventSink {
@@ -72,6 +82,7 @@ impl EventSink {
             epoch: Instant::now(),
             queue: Mutex::new(Queue::default()),
             line_arrived: Condvar::new(),
+            room_made: Condvar::new(),
         });
         let writer_shared = Arc::clone(&shared);
         thread::Builder::new()
@@ -93,13 +104,25 @@ impl EventSink {
             return;
         }
         let mut queue = self.shared.queue();
-        if queue.lines >= QUEUE_LINES {
-            drop(queue);
-            log::error!(
-                "could not write the event line to stdout (it is not being read: {QUEUE_LINES} lines are waiting); the event was: {line}"
-            );
-            self.shared.diverted.fetch_add(1, Ordering::Relaxed);
-            return;
+        let deadline = Instant::now() + WAIT_FOR_WRITER;
+        while queue.lines >= QUEUE_LINES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.shared.stalled_for().is_some() {
+                drop(queue);
+                log::error!(
+                    "could not write the event line to stdout (it is not being read: {QUEUE_LINES} lines are waiting); the event was: {line}"
+                );
+                self.shared.diverted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            queue.handlers_waiting += 1;
+            queue = self
+                .shared
+                .room_made
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            queue.handlers_waiting -= 1;
         }
         queue.text.push_str(&line);
         queue.text.push('\n');
@@ -198,6 +221,9 @@ fn write_lines(mut out: impl Write, shared: &Shared) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
             std::mem::swap(&mut batch, &mut queue.text);
+            if queue.handlers_waiting > 0 {
+                shared.room_made.notify_all();
+            }
             std::mem::take(&mut queue.lines)
         };
         shared
@@ -272,5 +298,43 @@ mod tests {
             assert_eq!(numbers, (0..500).collect::<Vec<_>>());
         }
         assert_eq!(text.lines().count(), 2000);
+    }
+
+    /// A stdout that takes a while for every write, as a writer thread that rarely gets
+    /// the CPU looks to the handlers.
+    #[derive(Clone, Default)]
+    struct SlowBuffer(SharedBuffer);
+
+    impl Write for SlowBuffer {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            thread::sleep(Duration::from_millis(20));
+            self.0.write(bytes)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_that_falls_behind_slows_the_handlers_instead_of_losing_lines_to_the_log() {
+        let out = SlowBuffer::default();
+        let sink = EventSink::new(out.clone(), EventFormat::Text);
+        let lines_per_thread = QUEUE_LINES;
+        thread::scope(|scope| {
+            for thread in 0..4 {
+                let sink = sink.clone();
+                scope.spawn(move || {
+                    for number in 0..lines_per_thread {
+                        let body = format!("callId=t{thread}-{number}&dtmf=1");
+                        sink.emit(&accepted(EventKind::Dtmf, &body, None));
+                    }
+                });
+            }
+        });
+        assert!(sink.wait_written(Duration::from_secs(20)));
+        assert_eq!(sink.diverted(), 0);
+        let text = String::from_utf8(out.0.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 4 * lines_per_thread);
     }
 }
