@@ -331,18 +331,21 @@ pub fn parse(expected: EventKind, body: &[u8]) -> Result<CallEvent, EventError> 
     }
     let direction = || form.first_non_empty("direction").map(Direction::from_wire);
     let event = match expected {
-        EventKind::NewCall => CallEvent::NewCall(NewCall {
-            call_id: required(&form, expected, "callId")?,
-            from: required_maybe_empty(&form, expected, "from")?,
-            to: required_maybe_empty(&form, expected, "to")?,
-            direction: direction(),
-            orig_call_id: form.non_empty("origCallId"),
-            users: form.all("user"),
-            user_ids: form.all("userId"),
-            full_user_ids: form.all("fullUserId"),
-            xcid: form.non_empty("xcid"),
-            diversion: form.non_empty("diversion"),
-        }),
+        EventKind::NewCall => {
+            let [users, user_ids, full_user_ids] = form.arrays(["user", "userId", "fullUserId"]);
+            CallEvent::NewCall(NewCall {
+                call_id: required(&form, expected, "callId")?,
+                from: required_maybe_empty(&form, expected, "from")?,
+                to: required_maybe_empty(&form, expected, "to")?,
+                direction: direction(),
+                orig_call_id: form.non_empty("origCallId"),
+                users,
+                user_ids,
+                full_user_ids,
+                xcid: form.non_empty("xcid"),
+                diversion: form.non_empty("diversion"),
+            })
+        }
         EventKind::Answer => CallEvent::Answer(Answer {
             call_id: required(&form, expected, "callId")?,
             from: form.non_empty("from"),

@@ -35,18 +35,27 @@ impl<'a> Form<'a> {
         self.first_non_empty(key).map(str::to_owned)
     }
 
-    /// Every value of an array parameter, in order, whether sent as `name[]` or `name`.
-    pub(crate) fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k.strip_suffix("[]").unwrap_or(k) == name)
-            .map(|(_, value)| value.clone().into_owned())
-            .collect()
+    /// Every value of the array parameters `names` (sent as `name[]` or `name`), in order,
+    /// in one pass over the pairs rather than one per name.
+    pub(crate) fn arrays<const N: usize>(&self, names: [&str; N]) -> [Vec<String>; N] {
+        let mut values: [Vec<String>; N] = std::array::from_fn(|_| Vec::new());
+        for (key, value) in &self.0 {
+            let key = key.strip_suffix("[]").unwrap_or(key);
+            if let Some(index) = names.iter().position(|name| *name == key) {
+                values[index].push(value.clone().into_owned());
+            }
+        }
+        values
     }
 
     /// A single-valued user field: sipgate sends `user` on answer, but `user[]` elsewhere.
     pub(crate) fn single_user_field(&self, name: &str) -> Option<String> {
-        self.all(name).into_iter().find(|value| !value.is_empty())
+        self.0
+            .iter()
+            .filter(|(k, _)| k.strip_suffix("[]").unwrap_or(k) == name)
+            .map(|(_, value)| value.as_ref())
+            .find(|value| !value.is_empty())
+            .map(str::to_owned)
     }
 }
 

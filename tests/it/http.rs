@@ -601,3 +601,26 @@ fn hostile_names_stay_one_valid_line_in_both_formats() {
         }
     }
 }
+
+#[test]
+fn every_answer_carries_the_date_and_the_server() {
+    let server = TestServer::unsigned();
+    for answer in [
+        server.post_form("/new-call", &fixture("01-newcall-in.form")),
+        server.get("/health"),
+        server.get("/nope"),
+    ] {
+        let date = answer.header("Date").expect("a Date header");
+        let sent = httpdate::parse_http_date(date).expect("an HTTP date");
+        let off = std::time::SystemTime::now()
+            .duration_since(sent)
+            .unwrap_or_default();
+        assert!(off < std::time::Duration::from_secs(5), "{date}");
+        assert!(
+            answer
+                .header("Server")
+                .is_some_and(|server| server.starts_with("sipgateio-callevents/")),
+            "{answer:?}"
+        );
+    }
+}
