@@ -350,17 +350,20 @@ impl App {
                 log::warn!("{warning}");
             }
         }
-        let (reply, answered_by) = match (&event, self.rules()) {
-            (CallEvent::NewCall(call), Some(rules)) => {
-                let decision = rules.decide(call, request.received_utc, &self.timezone);
-                (
-                    Reply::xml(decision.xml),
-                    Some(AnsweredBy::Rule(decision.rule)),
-                )
-            }
-            (CallEvent::NewCall(_), None) => (Reply::xml(Arc::clone(&self.new_call_xml)), None),
-            (CallEvent::Dtmf(dtmf), Some(rules)) => match menu_of(request.query) {
-                Some(menu) => match rules.choose(&menu, dtmf.digits.as_deref()) {
+        // The rules are looked up only for the events they answer.
+        let (reply, answered_by) = match &event {
+            CallEvent::NewCall(call) => match self.rules() {
+                Some(rules) => {
+                    let decision = rules.decide(call, request.received_utc, &self.timezone);
+                    (
+                        Reply::xml(decision.xml),
+                        Some(AnsweredBy::Rule(decision.rule)),
+                    )
+                }
+                None => (Reply::xml(Arc::clone(&self.new_call_xml)), None),
+            },
+            CallEvent::Dtmf(dtmf) => match (self.rules(), menu_of(request.query)) {
+                (Some(rules), Some(menu)) => match rules.choose(&menu, dtmf.digits.as_deref()) {
                     Some(choice) => (
                         Reply::xml(choice.xml),
                         Some(AnsweredBy::Menu {
@@ -373,9 +376,9 @@ impl App {
                         Some(AnsweredBy::UnknownMenu(menu)),
                     ),
                 },
-                None => (Reply::text(200, ""), None),
+                _ => (Reply::text(200, ""), None),
             },
-            _ => (Reply::text(200, ""), None),
+            CallEvent::Answer(_) | CallEvent::Hangup(_) => (Reply::text(200, ""), None),
         };
         let summary = self.calls.observe(&event, request.received);
         reply.with_accepted(Accepted {
