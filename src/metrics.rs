@@ -4,8 +4,8 @@
 //! Counted as it happens: accepted events (by event, hangup cause, rule and menu option),
 //! refused requests (by reason), and the time each event request took to answer. Read when
 //! scraped, through collectors: connections, calls tracked, event lines waiting. A request
-//! pays an atomic add per counter it moves and one histogram observation; label sets that
-//! can be known at start are resolved then.
+//! pays an atomic add per counter it moves and one histogram observation (a short lock
+//! inside prometheus-client); label sets that can be known at start are resolved then.
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
