@@ -207,10 +207,7 @@ impl App {
     /// Builds the app; `verifier` is `None` to accept unsigned requests.
     pub fn new(config: &Config, verifier: Option<Verifier>) -> App {
         let url = &config.webhook_url;
-        let callback = |route| Url::new(&url.callback(route)).expect("WEBHOOK_URL is absolute");
-        let doc = Response::new()
-            .on_answer(callback(paths::ON_ANSWER))
-            .on_hangup(callback(paths::ON_HANGUP));
+        let doc = subscription(url);
         App {
             path_prefix: url.path_prefix().to_owned(),
             verifier,
@@ -388,6 +385,16 @@ impl App {
             answered_by,
         })
     }
+}
+
+/// The answer that only subscribes to the call's answer and hangup events, at
+/// `WEBHOOK_URL`'s routes: every newCall's answer without rules, and the start of every
+/// answer with them.
+pub fn subscription(webhook: &WebhookUrl) -> Response {
+    let url = |route| Url::new(&webhook.callback(route)).expect("WEBHOOK_URL is an absolute URL");
+    Response::new()
+        .on_answer(url(paths::ON_ANSWER))
+        .on_hangup(url(paths::ON_HANGUP))
 }
 
 /// The metrics page.

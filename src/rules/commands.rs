@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::{Decision, Rules};
 use crate::config::Config;
 use crate::event::{Direction, NewCall};
-use crate::router::paths;
+use crate::router::subscription;
 
 /// `check-rules [FILE]`: the rules as understood, or the first problem (`FILE:LINE: …`).
 ///
@@ -103,17 +103,9 @@ fn display(path: &Path) -> String {
 }
 
 fn plain_decision(config: &Config) -> Decision {
-    let url = |route| {
-        crate::answer::Url::new(&config.webhook_url.callback(route))
-            .expect("WEBHOOK_URL is an absolute URL")
-    };
     Decision {
         rule: None,
-        xml: crate::answer::Response::new()
-            .on_answer(url(paths::ON_ANSWER))
-            .on_hangup(url(paths::ON_HANGUP))
-            .to_xml()
-            .into(),
+        xml: subscription(&config.webhook_url).to_xml().into(),
     }
 }
 

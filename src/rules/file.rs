@@ -15,7 +15,7 @@ use super::{Answer, Conditions, Menu, NumberPattern, Rule, RuleRef, Rules};
 use crate::answer::{Action, AnswerError, Dial, Gather, Number, Play, RejectReason, Response, Url};
 use crate::config::WebhookUrl;
 use crate::event::Direction;
-use crate::router::paths;
+use crate::router::{paths, subscription};
 
 /// A rules file that cannot be used: `FILE:LINE: problem`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,12 +238,7 @@ impl Builder<'_> {
     }
 
     fn subscribed(&self) -> Response {
-        let url = |route| {
-            Url::new(&self.webhook.callback(route)).expect("WEBHOOK_URL is an absolute URL")
-        };
-        Response::new()
-            .on_answer(url(paths::ON_ANSWER))
-            .on_hangup(url(paths::ON_HANGUP))
+        subscription(self.webhook)
     }
 
     /// The answer without a rules file: the subscription only.
