@@ -255,7 +255,7 @@ pub struct Sampled<F> {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub enum SampleKind {
+enum SampleKind {
     Gauge,
     Counter,
 }

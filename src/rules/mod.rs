@@ -176,11 +176,6 @@ impl Rules {
         file::parse(text, file, webhook)
     }
 
-    /// The file the rules came from.
-    pub fn file(&self) -> &str {
-        &self.file
-    }
-
     /// The answer to `call`, received at `at`; `zone` is where `hours` are read.
     pub fn decide(&self, call: &NewCall, at: SystemTime, zone: &TimeZone) -> Decision {
         let local = jiff::Timestamp::try_from(at)
