@@ -24,6 +24,8 @@ pub struct CallSummary {
 struct CallTimes {
     started: Instant,
     answered: Option<Instant>,
+    /// Which newCall started this entry: the number of its `order` entry.
+    entry: u64,
 }
 
 /// The calls in progress, by `callId`.
@@ -37,15 +39,25 @@ pub struct CallTracker {
 struct Table {
     /// Keyed by `callId`; the key is shared with `order` (ids are 76 bytes).
     calls: HashMap<Arc<str>, CallTimes>,
-    /// Call ids in the order they started, for expiry and eviction. Ids of calls that
-    /// already ended stay here until they reach the front (or a compaction), and are
-    /// skipped then: their `started` no longer matches the table's.
-    order: VecDeque<(Instant, Arc<str>)>,
+    /// Call ids in the order they started, numbered, for expiry and eviction. Ids of
+    /// calls that already ended stay here until they reach the front (or a compaction),
+    /// and are skipped then: their number no longer matches the table's. A number, not
+    /// the start time: newCalls repeated within one tick of the clock would look current.
+    order: VecDeque<Started>,
+    /// The number of the next `order` entry.
+    next_entry: u64,
     /// Calls that expired without an answer or a hangup, ever.
     unfollowed_total: u64,
     /// Their ids, for the log, until taken; the count of those not kept.
     unfollowed: Vec<Arc<str>>,
     unfollowed_not_kept: usize,
+}
+
+/// An entry of [`Table::order`].
+struct Started {
+    at: Instant,
+    entry: u64,
+    call_id: Arc<str>,
 }
 
 /// Ids of unfollowed calls kept for one log round; the rest are counted.
@@ -84,14 +96,17 @@ impl CallTracker {
                     }
                 }
                 let call_id: Arc<str> = Arc::from(call.call_id.as_str());
+                let entry = table.next_entry;
+                table.next_entry += 1;
                 table.calls.insert(
                     Arc::clone(&call_id),
                     CallTimes {
                         started: at,
                         answered: None,
+                        entry,
                     },
                 );
-                table.order.push_back((at, call_id));
+                table.order.push_back(Started { at, entry, call_id });
                 table.compact_if_needed();
                 None
             }
@@ -157,20 +172,21 @@ impl CallTracker {
 
 /// Whether `calls` still holds the call an `order` entry recorded, rather than nothing (it
 /// ended) or a later call with the same id.
-fn is_current(calls: &HashMap<Arc<str>, CallTimes>, started: Instant, call_id: &str) -> bool {
+fn is_current(calls: &HashMap<Arc<str>, CallTimes>, started: &Started) -> bool {
     calls
-        .get(call_id)
-        .is_some_and(|times| times.started == started)
+        .get(&started.call_id)
+        .is_some_and(|times| times.entry == started.entry)
 }
 
 impl Table {
     fn expire(&mut self, now: Instant, ttl: Duration) {
-        while let Some((started, _)) = self.order.front() {
-            if now.saturating_duration_since(*started) <= ttl {
+        while let Some(oldest) = self.order.front() {
+            if now.saturating_duration_since(oldest.at) <= ttl {
                 break;
             }
-            let (started, call_id) = self.order.pop_front().expect("front exists");
-            if is_current(&self.calls, started, &call_id) {
+            let oldest = self.order.pop_front().expect("front exists");
+            if is_current(&self.calls, &oldest) {
+                let call_id = oldest.call_id;
                 let times = self.calls.remove(&call_id);
                 if times.is_some_and(|times| times.answered.is_none()) {
                     self.unfollowed_total += 1;
@@ -185,9 +201,9 @@ impl Table {
     }
 
     fn evict_oldest(&mut self) {
-        while let Some((started, call_id)) = self.order.pop_front() {
-            if is_current(&self.calls, started, &call_id) {
-                self.calls.remove(&call_id);
+        while let Some(oldest) = self.order.pop_front() {
+            if is_current(&self.calls, &oldest) {
+                self.calls.remove(&oldest.call_id);
                 return;
             }
         }
@@ -202,8 +218,7 @@ impl Table {
         const SLACK: usize = 64;
         if self.order.len() > 2 * self.calls.len() + SLACK {
             let calls = &self.calls;
-            self.order
-                .retain(|(started, call_id)| is_current(calls, *started, call_id));
+            self.order.retain(|started| is_current(calls, started));
         }
     }
 }
@@ -345,6 +360,17 @@ mod tests {
         let t0 = Instant::now();
         for n in 0..100_000u64 {
             tracker.observe(&new_call("same"), t0 + Duration::from_micros(n));
+        }
+        assert_eq!(tracker.len(), 1);
+        assert!(tracker.table.lock().unwrap().order.len() <= 2 + 64);
+    }
+
+    #[test]
+    fn a_call_id_sent_again_within_one_tick_of_the_clock_keeps_the_queue_short() {
+        let tracker = CallTracker::new(secs(3600), 10_000);
+        let t0 = Instant::now();
+        for _ in 0..10_000 {
+            tracker.observe(&new_call("same"), t0);
         }
         assert_eq!(tracker.len(), 1);
         assert!(tracker.table.lock().unwrap().order.len() <= 2 + 64);
