@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use super::EventFormat;
 use crate::router::Accepted;
 
-/// Lines that may wait for a slow stdout before further ones go to the error log.
-const QUEUE_LINES: usize = 8192;
+/// Bytes of lines that may wait for a slow stdout before further ones go to the error log
+/// (about 2,500 sipgate-sized lines). Bounded in bytes, not lines, because a line is as
+/// long as the fields a request sends; the queue and the batch being written are the
+/// largest memory a burst of load can take here.
+const QUEUE_BYTES: usize = 256 * 1024;
 
 /// How long a handler waits for room in a full queue while the writer is behind but not
 /// blocked on stdout: with many connection threads keeping both cores busy, the writer may
@@ -24,8 +27,14 @@ const WAIT_FOR_WRITER: Duration = Duration::from_millis(500);
 /// watching does not see a millisecond.
 const GATHER_FOR: Duration = Duration::from_millis(1);
 
-/// A buffer that grew larger than this while stdout was slow is freed after the write.
-const KEEP_BUFFER_BYTES: usize = 64 * 1024;
+/// The room of each of the two buffers the queue and the writer swap. Both are allocated
+/// by the writer (the first by `EventSink::new`), never by a handler: glibc grows a buffer
+/// in the malloc arena it came from, so a queue that a handler's line pushes past its room
+/// grows and is later freed in the writer's arena. Allocated by whichever connection
+/// thread pushed first, the large buffers of a writer that fell behind were freed in up to
+/// 16 arenas, each keeping its pages (BENCHMARKS.md, "Peak memory"). A buffer that grew
+/// beyond this while stdout was slow is freed after the write.
+const BUFFER_BYTES: usize = 64 * 1024;
 
 /// A write to stdout that has not returned for this long means nobody is reading it;
 /// new lines then go to the error log rather than pile up behind it.
@@ -80,7 +89,10 @@ impl EventSink {
             diverted: AtomicU64::new(0),
             writing_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue {
+                text: String::with_capacity(BUFFER_BYTES),
+                ..Queue::default()
+            }),
             line_arrived: Condvar::new(),
             room_made: Condvar::new(),
         });
@@ -105,12 +117,14 @@ impl EventSink {
         }
         let mut queue = self.shared.queue();
         let deadline = Instant::now() + WAIT_FOR_WRITER;
-        while queue.lines >= QUEUE_LINES {
+        // A line longer than the whole queue still goes in, alone.
+        while queue.lines > 0 && queue.text.len() + line.len() >= QUEUE_BYTES {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || self.shared.stalled_for().is_some() {
+                let waiting = queue.lines;
                 drop(queue);
                 log::error!(
-                    "could not write the event line to stdout (it is not being read: {QUEUE_LINES} lines are waiting); the event was: {line}"
+                    "could not write the event line to stdout (it is not being read: {waiting} lines are waiting); the event was: {line}"
                 );
                 self.shared.diverted.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -209,7 +223,7 @@ impl Shared {
 /// The writer thread: takes every line waiting, writes them at once, and waits
 /// [`GATHER_FOR`] before it looks again.
 fn write_lines(mut out: impl Write, shared: &Shared) {
-    let mut batch = String::new();
+    let mut batch = String::with_capacity(BUFFER_BYTES);
     loop {
         let count = {
             let mut queue = shared.queue();
@@ -239,8 +253,8 @@ fn write_lines(mut out: impl Write, shared: &Shared) {
                 shared.diverted.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if batch.capacity() > KEEP_BUFFER_BYTES {
-            batch = String::new();
+        if batch.capacity() > BUFFER_BYTES {
+            batch = String::with_capacity(BUFFER_BYTES);
         } else {
             batch.clear();
         }
@@ -320,7 +334,8 @@ mod tests {
     fn a_writer_that_falls_behind_slows_the_handlers_instead_of_losing_lines_to_the_log() {
         let out = SlowBuffer::default();
         let sink = EventSink::new(out.clone(), EventFormat::Text);
-        let lines_per_thread = QUEUE_LINES;
+        // Each line is over 32 bytes: every thread alone fills the queue.
+        let lines_per_thread = QUEUE_BYTES / 32;
         thread::scope(|scope| {
             for thread in 0..4 {
                 let sink = sink.clone();
