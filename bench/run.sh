@@ -3,12 +3,13 @@
 #
 #   bench/run.sh [--install] [--quick]
 #
-# Builds the release binary and examples/baseline.rs, examples/verify_cost.rs and
-# examples/rules_cost.rs, then for ROUNDS rounds (target order rotated each round, so
+# Builds the release binary and examples/baseline.rs, examples/verify_cost.rs,
+# examples/rules_cost.rs and examples/route_cost.rs, then for ROUNDS rounds (target order rotated each round, so
 # drift hits every target alike) starts each target on a fresh loopback port, warms it
 # up, loads it with wrk, samples its memory and CPU time, and stops it. Then it times
 # start-up to the first answered request and measures the binary size, one signature
-# check and one decision by 50 call rules (bench/rules-50.toml). The markdown table goes to stdout and
+# check, one decision by 50 call rules (bench/rules-50.toml) and the application's part of
+# a request (routing and the event line). The markdown table goes to stdout and
 # to bench/results/latest.md (git-ignored; the raw measurements go to bench/results/raw/,
 # and `python3 bench/report.py bench/results/raw/{runs.tsv,extra.txt,meta.txt,verify.txt}`
 # renders them again).
@@ -85,7 +86,7 @@ trap 'exit 130' INT TERM
 # ---- build ------------------------------------------------------------------------------
 echo "building release binaries..." >&2
 (cd "$ROOT" && cargo build --release --quiet --bin sipgateio-callevents \
-  --example baseline --example verify_cost --example rules_cost)
+  --example baseline --example verify_cost --example rules_cost --example route_cost)
 TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 APP_BIN="$TARGET_DIR/release/sipgateio-callevents"
@@ -267,5 +268,11 @@ cp "$WORK/runs.tsv" "$WORK/extra.txt" "$WORK/meta.txt" "$WORK/verify.txt" "$BENC
   echo
   echo '```'
   "$TARGET_DIR/release/examples/rules_cost"
+  echo '```'
+  echo
+  echo "### Routing and the event line, without tiny_http (examples/route_cost.rs)"
+  echo
+  echo '```'
+  "$TARGET_DIR/release/examples/route_cost"
   echo '```'
 } | tee "$BENCH/results/latest.md"
