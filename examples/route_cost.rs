@@ -3,8 +3,9 @@
 //! event line, for the bodies `bench/run.sh` sends. tiny_http's part (head, reply) is not
 //! in it; `bench/profile.sh` shows the whole request.
 //!
-//! `cargo run --release --example route_cost [ITERATIONS]` (default 200000). Under
-//! `valgrind --tool=callgrind --toggle-collect='*App::route*'` it counts instructions.
+//! `cargo run --release --example route_cost [ITERATIONS [PATH]]` (default 200000, both
+//! paths). Under `valgrind --tool=callgrind --toggle-collect='*App::route*'` it counts
+//! instructions.
 
 use std::hint::black_box;
 use std::time::{Instant, SystemTime};
@@ -37,7 +38,11 @@ fn main() {
     })
     .expect("the defaults are valid");
     let app = App::new(&config, None);
+    let only = std::env::args().nth(2);
     for (path, body) in TARGETS {
+        if only.as_ref().is_some_and(|only| only != path) {
+            continue;
+        }
         let request = Incoming {
             method: Method::Post,
             path,

@@ -32,7 +32,7 @@ const GATHER_FOR: Duration = Duration::from_millis(1);
 /// in the malloc arena it came from, so a queue that a handler's line pushes past its room
 /// grows and is later freed in the writer's arena. Allocated by whichever connection
 /// thread pushed first, the large buffers of a writer that fell behind were freed in up to
-/// 16 arenas, each keeping its pages (BENCHMARKS.md, "Peak memory"). A buffer that grew
+/// 16 arenas, each keeping its pages (BENCHMARKS.md, "Memory"). A buffer that grew
 /// beyond this while stdout was slow is freed after the write.
 const BUFFER_BYTES: usize = 64 * 1024;
 
