@@ -13,6 +13,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 if [[ $# -lt 2 ]]; then
   echo "usage: bench/ab.sh BINARY_A BINARY_B [ROUNDS] [PATH] [FIXTURE]" >&2
   exit 2
@@ -42,17 +44,8 @@ cpu_ticks() {
 
 run() {
   local binary="$1" label="$2"
-  cp "$binary" "$WORK/server"
-  local port
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  (cd "$WORK" && exec env -i PATH="$PATH" LISTEN_ADDR="127.0.0.1:$port" \
-    SKIP_SIGNATURE_VERIFICATION=true WORKERS=4 ./server >"$WORK/stdout" 2>"$WORK/stderr") &
-  SERVER_PID=$!
-  disown "$SERVER_PID"
-  for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.1)" 2>/dev/null && break
-    sleep 0.05
-  done
+  start_server "$binary" "$WORK" WORKERS=4
+  local port="$SERVER_PORT"
   local url="http://127.0.0.1:$port/"
   wrk -t2 -c32 -d2s -s "$ROOT/bench/post.lua" "$url" >/dev/null
   local before after requests

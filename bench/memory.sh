@@ -16,6 +16,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 hogs=false
 if [[ "${1:-}" == --hogs ]]; then
   hogs=true
@@ -46,17 +48,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cp "$binary" "$WORK/server"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-(cd "$WORK" && exec env -i PATH="$PATH" LISTEN_ADDR="127.0.0.1:$port" \
-  SKIP_SIGNATURE_VERIFICATION=true "${variables[@]}" ./server >"$WORK/stdout" 2>"$WORK/stderr") &
-SERVER_PID=$!
-# Killed at the end; no job message for it.
-disown "$SERVER_PID"
-for _ in $(seq 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.1)" 2>/dev/null && break
-  sleep 0.05
-done
+start_server "$binary" "$WORK" "${variables[@]}"
+port="$SERVER_PORT"
 
 if $hogs; then
   for _ in 1 2; do
