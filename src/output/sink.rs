@@ -285,6 +285,23 @@ mod tests {
     }
 
     #[test]
+    fn a_line_longer_than_the_whole_queue_is_written_alone() {
+        let out = SharedBuffer::default();
+        let sink = EventSink::new(out.clone(), EventFormat::Text);
+        let call_id = "c".repeat(QUEUE_BYTES);
+        sink.emit(&accepted(
+            EventKind::Dtmf,
+            &format!("callId={call_id}&dtmf=1"),
+            None,
+        ));
+        assert!(sink.wait_written(Duration::from_secs(10)));
+        assert_eq!(sink.diverted(), 0);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains(&call_id));
+    }
+
+    #[test]
     fn every_line_from_every_thread_is_written_whole_and_in_order() {
         let out = SharedBuffer::default();
         let sink = EventSink::new(out.clone(), EventFormat::Text);
