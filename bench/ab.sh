@@ -45,8 +45,7 @@ cpu_ticks() {
 run() {
   local binary="$1" label="$2"
   start_server "$binary" "$WORK" WORKERS=4
-  local port="$SERVER_PORT"
-  local url="http://127.0.0.1:$port/"
+  local url="http://127.0.0.1:$SERVER_PORT/"
   wrk -t2 -c32 -d2s -s "$ROOT/bench/post.lua" "$url" >/dev/null
   local before after requests
   before="$(cpu_ticks "$SERVER_PID")"

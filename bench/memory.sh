@@ -10,8 +10,8 @@
 # SKIP_SIGNATURE_VERIFICATION=true and the given variables in its environment), loads it
 # with wrk -t2 -c32 for 10 s, reads /proc/PID/smaps 8 s in, and prints the resident
 # kilobytes by kind, then requests/s and VmHWM. --hogs runs two busy `yes` processes
-# beside it during the load, so that the event-line writer falls behind as it does on a busy
-# machine. Pass another BINARY (a build of an older commit) to compare two side by side.
+# beside it during the load, so that the event-line writer falls behind as it does on a
+# busy machine. Pass another BINARY (a build of an older commit) to compare two side by side.
 # Needs wrk, python3; builds nothing unless BINARY is left out.
 set -euo pipefail
 
@@ -49,7 +49,6 @@ cleanup() {
 trap cleanup EXIT
 
 start_server "$binary" "$WORK" "${variables[@]}"
-port="$SERVER_PORT"
 
 if $hogs; then
   for _ in 1 2; do
@@ -59,7 +58,7 @@ if $hogs; then
   done
 fi
 BENCH_PATH="$path" BENCH_BODY="$ROOT/tests/fixtures/$fixture" \
-  wrk -t2 -c32 -d10s -s "$ROOT/bench/post.lua" "http://127.0.0.1:$port/" >"$WORK/wrk.txt" &
+  wrk -t2 -c32 -d10s -s "$ROOT/bench/post.lua" "http://127.0.0.1:$SERVER_PORT/" >"$WORK/wrk.txt" &
 wrk_pid=$!
 sleep 8
 python3 - "$SERVER_PID" <<'EOF'

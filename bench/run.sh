@@ -4,8 +4,8 @@
 #   bench/run.sh [--install] [--quick]
 #
 # Builds the release binary and examples/baseline.rs, examples/verify_cost.rs,
-# examples/rules_cost.rs and examples/route_cost.rs, then for ROUNDS rounds (target order rotated each round, so
-# drift hits every target alike) starts each target on a fresh loopback port, warms it
+# examples/rules_cost.rs and examples/route_cost.rs, then for ROUNDS rounds (target order
+# rotated each round, so drift hits every target alike) starts each target on a fresh loopback port, warms it
 # up, loads it with wrk, samples its memory and CPU time, and stops it. Then it times
 # start-up to the first answered request and measures the binary size, one signature
 # check, one decision by 50 call rules (bench/rules-50.toml) and the application's part of
