@@ -21,6 +21,8 @@ Scenarios (pick some with --only):
   headers          8 parallel requests of 1,000,000 headers each, 3 rounds on one server
   big-header-line  one request with a 100 MB header line
   slow-head        one header byte a second for 30 s
+  slow-heads       700 connections that each send a header byte a second (nofile 1024),
+                   held until the server closes them (at most --idle-wait s)
 
 Run it from the repository root:
   python3 scripts/attacks.py --binary target/release/sipgateio-callevents \\
@@ -299,13 +301,16 @@ class Run:
         self.data["last_seen"] = self.last_seen
 
 
-def watch(port, count, payload, hold):
+def watch(port, count, payload, hold, trickle_every=None):
     """Opens `count` connections at once (non-blocking, so thousands are cheap), sends
     `payload` on each, then reads whatever comes back until `hold` seconds have passed or
-    the server has closed them all. One dict per connection: seconds from connect to
-    connected and to the server's close (FIN or reset), and the first bytes it sent."""
+    the server has closed them all; with `trickle_every`, also sends one more byte on each
+    open connection every that many seconds. One dict per connection: seconds from
+    connect to connected and to the server's close (FIN or reset), and the first bytes
+    it sent."""
     selector = selectors.DefaultSelector()
     conns = []
+    next_byte = now() + (trickle_every or 0)
     try:
         for _ in range(count):
             conn = {"started": now(), "connected": None, "closed_after": None, "reply": b""}
@@ -320,6 +325,12 @@ def watch(port, count, payload, hold):
             selector.register(sock, selectors.EVENT_WRITE, conn)
         deadline = now() + hold
         while now() < deadline and selector.get_map():
+            if trickle_every and now() >= next_byte:
+                next_byte += trickle_every
+                for key in list(selector.get_map().values()):
+                    if key.data["connected"] is not None:
+                        with contextlib.suppress(OSError):
+                            key.fileobj.send(b"a")
             for key, _ in selector.select(timeout=0.1):
                 sock, conn = key.fileobj, key.data
                 if conn["connected"] is None:
@@ -443,6 +454,17 @@ def idle(count, hold=None):
         closed = [conn["closed_after"] for conn in conns if conn["closed_after"] is not None]
         run.data["closed"] = {"count": len(closed), "max_s": max(closed, default=None), "of": count}
         return describe_closes(conns) + f" (held at most {seconds:.0f} s)"
+    return scenario
+
+
+def slow_heads(count):
+    def scenario(server, run, args):
+        head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        with run.attack():
+            conns = watch(server.port, count, head, args.idle_wait, trickle_every=1.0)
+        closed = [conn["closed_after"] for conn in conns if conn["closed_after"] is not None]
+        run.data["closed"] = {"count": len(closed), "max_s": max(closed, default=None), "of": count}
+        return describe_closes(conns) + f" (a byte a second each, held at most {args.idle_wait:.0f} s)"
     return scenario
 
 
@@ -581,6 +603,7 @@ SCENARIOS = {
     "headers": Scenario(headers),
     "big-header-line": Scenario(big_header_line, settle=5),
     "slow-head": Scenario(slow_head),
+    "slow-heads": Scenario(slow_heads(700), nofile=1024),
 }
 
 

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tiny_http::Request;
 
@@ -73,6 +74,9 @@ pub(super) enum BodyError {
     Truncated { received: usize, declared: u64 },
     /// No byte of the body came for `READ_TIMEOUT_SECONDS`.
     Stalled,
+    /// The body was still arriving `READ_TIMEOUT_SECONDS` after its head: trickled a few
+    /// bytes at a time, each just inside the read timeout.
+    TooSlow { limit: Duration },
     /// A chunked body: one cut short inside a chunk reads as complete, so it cannot be
     /// trusted to be whole. sipgate sends `Content-Length`.
     Chunked,
@@ -85,7 +89,7 @@ impl BodyError {
         match self {
             BodyError::TooLarge { .. } => 413,
             BodyError::Chunked => 411,
-            BodyError::Stalled => 408,
+            BodyError::Stalled | BodyError::TooSlow { .. } => 408,
             BodyError::InvalidLength(_) | BodyError::Truncated { .. } | BodyError::Read(_) => 400,
         }
     }
@@ -141,6 +145,11 @@ impl fmt::Display for BodyError {
             BodyError::Stalled => f.write_str(
                 "the body stopped arriving: no byte came for READ_TIMEOUT_SECONDS; send it whole and at once",
             ),
+            BodyError::TooSlow { limit } => write!(
+                f,
+                "the body was not complete {} s after its head (READ_TIMEOUT_SECONDS); send it whole and at once",
+                limit.as_secs_f64()
+            ),
             BodyError::Chunked => f.write_str(
                 "send the body with a Content-Length header; chunked request bodies are refused",
             ),
@@ -149,11 +158,12 @@ impl fmt::Display for BodyError {
     }
 }
 
-/// Reads the whole body, up to `max` bytes.
+/// Reads the whole body, up to `max` bytes, within `time_limit` of being called.
 pub(super) fn read(
     request: &mut Request,
     max: usize,
     has_transfer_encoding: bool,
+    time_limit: Duration,
 ) -> Result<Vec<u8>, BodyError> {
     let declared = declared_length(request.headers().get("Content-Length").map(|v| v.as_str()))?;
     if declared.is_some_and(|length| length > max as u64) {
@@ -161,15 +171,16 @@ pub(super) fn read(
     }
     let capacity = declared.map_or(0, |length| (length as usize).min(FIRST_CAPACITY));
     let mut body = Vec::with_capacity(capacity);
-    request
-        .as_reader()
-        .take(max as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|error| match error.kind() {
+    let mut reader = Deadline::new(request.as_reader(), time_limit);
+    let read = (&mut reader).take(max as u64 + 1).read_to_end(&mut body);
+    if let Err(error) = read {
+        return Err(match error.kind() {
+            _ if reader.expired => BodyError::TooSlow { limit: time_limit },
             // The socket's read timeout, as Linux reports it.
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => BodyError::Stalled,
             _ => BodyError::Read(error),
-        })?;
+        });
+    }
     if body.len() > max {
         return Err(BodyError::TooLarge {
             declared: None,
@@ -188,6 +199,36 @@ pub(super) fn read(
         });
     }
     Ok(body)
+}
+
+/// A reader that fails once its time is up. The socket's read timeout only bounds the wait
+/// for each read, and a client that sends a byte just inside it could keep a body, and
+/// the connection's thread, going for as long as it liked; this bounds the whole body
+/// (to the limit, plus at most one read timeout for the read under way).
+struct Deadline<R> {
+    inner: R,
+    until: Instant,
+    expired: bool,
+}
+
+impl<R> Deadline<R> {
+    fn new(inner: R, time_limit: Duration) -> Deadline<R> {
+        Deadline {
+            inner,
+            until: Instant::now() + time_limit,
+            expired: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if Instant::now() >= self.until {
+            self.expired = true;
+            return Err(io::Error::from(io::ErrorKind::TimedOut));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// tiny_http takes an unparsable `Content-Length` for "no body"; refuse it instead of
@@ -240,5 +281,37 @@ mod tests {
             .leaves_next_request_intact()
         );
         assert_eq!(BodyError::Stalled.status(), 408);
+        let too_slow = BodyError::TooSlow {
+            limit: Duration::from_secs(10),
+        };
+        assert!(!too_slow.leaves_next_request_intact());
+        assert_eq!(too_slow.status(), 408);
+        assert!(too_slow.to_string().contains("10 s"), "{too_slow}");
+    }
+
+    /// Bytes that keep coming, as a trickle does.
+    struct Endless;
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(5));
+            buf[0] = b'x';
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_deadline_ends_a_reader_that_never_stops() {
+        let started = Instant::now();
+        let mut reader = Deadline::new(Endless, Duration::from_millis(50));
+        let error = reader.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(reader.expired);
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(1));
+
+        let mut in_time = Deadline::new(&b"whole"[..], Duration::from_secs(60));
+        let mut body = Vec::new();
+        in_time.read_to_end(&mut body).unwrap();
+        assert_eq!((body.as_slice(), in_time.expired), (&b"whole"[..], false));
     }
 }

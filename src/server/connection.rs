@@ -11,15 +11,24 @@
 //! [`watch_stuck`] counts those inside for longer than any live client can keep them (and,
 //! near the bound, those waiting there on a futex), and past the bound the server exits
 //! for a supervisor to restart it.
+//!
+//! The socket timeouts bound each read, not a whole head: a client that sends a byte
+//! just inside the read timeout could keep its head, or a body tiny_http reads or
+//! drains, going for as long as it liked. A thread found inside tiny_http for that long
+//! and reading its socket is such a client's, and [`watch_stuck`] shuts that socket
+//! down; the thread sees the connection end and returns.
 
 use std::fmt::Display;
 use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use rustix::process::{PidfdFlags, PidfdGetfdFlags};
 use tiny_http::Request;
 
 use super::body;
@@ -108,10 +117,10 @@ where
         shared.received.fetch_add(1, Ordering::Relaxed);
         let keep_serving = if shared.closed.load(Ordering::SeqCst) {
             let reply = Reply::text(503, "the server is stopping; try again in a moment");
-            let _ = send(shared, request, &reply, Instant::now());
+            let _ = send(shared, &slot, request, &reply, Instant::now());
             false
         } else {
-            handle(shared, request)
+            handle(shared, &slot, request)
         };
         drop(busy);
         if !keep_serving {
@@ -122,7 +131,7 @@ where
 
 /// Answers one request; `false` when the connection must end (its framing is lost, or the
 /// client does not take its answers).
-fn handle(shared: &Shared, mut request: Request) -> bool {
+fn handle(shared: &Shared, slot: &Slot<'_>, mut request: Request) -> bool {
     let (received, received_utc) = (Instant::now(), SystemTime::now());
     let headers = request.headers();
     // tiny_http hands the raw socket over as the body of an upgrade request, to be read
@@ -135,7 +144,7 @@ fn handle(shared: &Shared, mut request: Request) -> bool {
             400,
             "protocol upgrades (Connection: upgrade) are not supported; send plain HTTP/1.1 requests",
         );
-        let _ = send(shared, request, &reply, received);
+        let _ = send(shared, slot, request, &reply, received);
         return false;
     }
     let has_transfer_encoding = headers.get("Transfer-Encoding").is_some();
@@ -143,11 +152,16 @@ fn handle(shared: &Shared, mut request: Request) -> bool {
         Ok(slot) => slot,
         Err(body::AllTaken) => {
             let reply = Reply::text(503, "too many large requests in progress; try again later");
-            let _ = send(shared, request, &reply, received);
+            let _ = send(shared, slot, request, &reply, received);
             return false;
         }
     };
-    let body = body::read(&mut request, shared.max_body_bytes, has_transfer_encoding);
+    let body = body::read(
+        &mut request,
+        shared.max_body_bytes,
+        has_transfer_encoding,
+        shared.body_time_limit,
+    );
     drop(large_body);
     let (reply, keep_serving) = match body {
         Err(problem) => (
@@ -161,7 +175,7 @@ fn handle(shared: &Shared, mut request: Request) -> bool {
         // exits, so every 200 has its line.
         shared.sink.emit(accepted);
     }
-    match send(shared, request, &reply, received) {
+    match send(shared, slot, request, &reply, received) {
         Ok(()) => keep_serving,
         Err(error) => {
             log::debug!("could not send the reply, closing the connection: {error}");
@@ -172,9 +186,19 @@ fn handle(shared: &Shared, mut request: Request) -> bool {
 
 /// Writes `reply` and counts it in the metrics, if they are on: the time since `received`
 /// for a POST (sipgate's requests), and an error answer by its reason.
-fn send(shared: &Shared, request: Request, reply: &Reply, received: Instant) -> io::Result<()> {
+fn send(
+    shared: &Shared,
+    slot: &Slot<'_>,
+    request: Request,
+    reply: &Reply,
+    received: Instant,
+) -> io::Result<()> {
     let is_post = *request.method() == tiny_http::Method::Post;
+    // Inside tiny_http: after writing, dropping the request reads what is left of a
+    // refused body from the socket, for as long as the client sends it.
+    slot.entering_tiny_http();
     let written = respond(&shared.headers, request, reply);
+    slot.back();
     if let Some(metrics) = &shared.metrics {
         if is_post {
             metrics.answered(reply, received.elapsed());
@@ -232,6 +256,12 @@ pub(super) struct Registry {
     epoch: Instant,
     slots: Box<[AtomicU64]>,
     thread_ids: Box<[AtomicU32]>,
+    /// For each slot, the entry (as in `slots`) at which its thread was found waiting on a
+    /// futex past `stuck_after`: deadlocked for good, so not looked at again.
+    deadlocked: Box<[AtomicU64]>,
+    /// This process, to copy a connection's socket by its number (`pidfd_getfd`, Linux
+    /// 5.6 and later; container sandboxes may refuse it, and then nothing is cut).
+    this_process: Option<OwnedFd>,
     free: Mutex<Vec<usize>>,
     /// Inside tiny_http for longer than this, a thread is stuck: reading a head gives up
     /// after the read timeout, and answering a bad one after the write timeout.
@@ -245,6 +275,8 @@ impl Registry {
             epoch: Instant::now(),
             slots: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             thread_ids: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
+            deadlocked: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            this_process: copier(),
             free: Mutex::new((0..capacity).rev().collect()),
             stuck_after,
         }
@@ -270,34 +302,103 @@ impl Registry {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
     }
 
-    /// Threads inside tiny_http for longer than `stuck_after`; with `look_closer`, also
-    /// those inside for over [`FUTEX_GRACE`] that wait on a futex.
+    /// Counts the threads inside tiny_http for longer than `stuck_after` as stuck, and
+    /// with `look_closer` also those inside for over [`FUTEX_GRACE`] that wait on a futex;
+    /// but a thread past `stuck_after` that is reading its socket belongs to a client
+    /// trickling its request, and its socket is shut down instead.
     ///
     /// A live connection thread inside tiny_http waits on its socket; the deadlocked ones
     /// wait on a channel, that is a futex. Linux tells which in
     /// `/proc/self/task/TID/syscall`, so they can be counted at once instead of after
     /// `stuck_after`. Reading a file per waiting thread is not free, so the caller asks
     /// for it only when the count matters.
-    pub(super) fn count_stuck(&self, look_closer: bool) -> usize {
+    pub(super) fn sweep(&self, look_closer: bool) -> Sweep {
         let now = self.now();
         let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let (after, grace) = (millis(self.stuck_after), millis(FUTEX_GRACE));
-        self.slots
-            .iter()
-            .zip(self.thread_ids.iter())
-            .filter(|(slot, thread_id)| {
-                let entered = slot.load(Ordering::Relaxed);
-                if entered == 0 {
-                    return false;
+        let mut sweep = Sweep::default();
+        for index in 0..self.slots.len() {
+            let entered = self.slots[index].load(Ordering::Acquire);
+            if entered == 0 {
+                continue;
+            }
+            let inside = now.saturating_sub(entered);
+            let thread_id = self.thread_ids[index].load(Ordering::Relaxed);
+            if inside > after {
+                if self.deadlocked[index].load(Ordering::Relaxed) == entered {
+                    sweep.stuck += 1;
+                    continue;
                 }
-                let inside = now - entered;
-                inside > after
-                    || (look_closer
-                        && inside > grace
-                        && waits_on_futex(thread_id.load(Ordering::Relaxed)))
-            })
-            .count()
+                match blocked_in(thread_id) {
+                    Blocked::Reading(descriptor) if self.cut(index, entered, descriptor) => {
+                        sweep.cut += 1;
+                    }
+                    Blocked::Futex => {
+                        self.deadlocked[index].store(entered, Ordering::Relaxed);
+                        sweep.stuck += 1;
+                    }
+                    _ => sweep.stuck += 1,
+                }
+            } else if look_closer && inside > grace && blocked_in(thread_id) == Blocked::Futex {
+                sweep.stuck += 1;
+            }
+        }
+        sweep
     }
+
+    /// Shuts down socket `descriptor`, read by the thread in slot `index`, if that thread
+    /// is still in the call into tiny_http it began at `entered`.
+    ///
+    /// The descriptor is copied first and the slot checked after: while the thread is in
+    /// the same call, its connection, which owns the descriptor, is alive, so the copy is
+    /// of that connection's socket. Checked the other way round, the connection could end
+    /// and its number be reused by a new connection in between, which would be cut instead.
+    fn cut(&self, index: usize, entered: u64, descriptor: RawFd) -> bool {
+        let Some(this_process) = &self.this_process else {
+            return false;
+        };
+        let Ok(copy) =
+            rustix::process::pidfd_getfd(this_process, descriptor, PidfdGetfdFlags::empty())
+        else {
+            return false;
+        };
+        if self.slots[index].load(Ordering::Acquire) != entered {
+            return false;
+        }
+        socket2::Socket::from(copy).shutdown(Shutdown::Both).is_ok()
+    }
+}
+
+/// This process as a pidfd that descriptors can be copied from, if Linux allows it here;
+/// logs once when not.
+fn copier() -> Option<OwnedFd> {
+    let copied = rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty())
+        .and_then(|this_process| {
+            // Tried on a descriptor of our own, so a refusal shows now and not under attack.
+            let own = this_process.as_raw_fd();
+            rustix::process::pidfd_getfd(&this_process, own, PidfdGetfdFlags::empty())
+                .map(|_| this_process)
+        });
+    match copied {
+        Ok(this_process) => Some(this_process),
+        Err(error) => {
+            log::warn!(
+                "cannot end connections that trickle their requests in here (pidfd_getfd: {error}; it needs \
+                 Linux 5.6, and container sandboxes may refuse it); they count as stuck instead. A reverse \
+                 proxy in front ends them (docs/limits.md)"
+            );
+            None
+        }
+    }
+}
+
+/// One look at the connection threads inside tiny_http.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Sweep {
+    /// Deadlocked, or held longer than any live client can: see [`Registry::sweep`].
+    pub stuck: usize,
+    /// Connections whose request was still trickling in, shut down.
+    pub cut: usize,
 }
 
 /// A thread inside tiny_http may wait on a lock for a moment (the log's, say); one that
@@ -314,15 +415,48 @@ fn current_thread_id() -> Option<u32> {
         .ok()
 }
 
-/// Whether thread `thread_id` of this process is blocked in the futex system call.
-fn waits_on_futex(thread_id: u32) -> bool {
+/// What a thread is blocked in.
+#[derive(Debug, PartialEq, Eq)]
+enum Blocked {
+    /// The futex system call: a lock, or a channel.
+    Futex,
+    /// Reading this descriptor. Inside tiny_http, a connection thread reads nothing but
+    /// its socket.
+    Reading(RawFd),
+    /// Running, or in another system call (writing an answer, say).
+    Other,
+}
+
+/// What thread `thread_id` of this process is blocked in, from Linux's
+/// `/proc/self/task/TID/syscall`.
+fn blocked_in(thread_id: u32) -> Blocked {
     if thread_id == 0 {
-        return false;
+        return Blocked::Other;
     }
     std::fs::read_to_string(format!("/proc/self/task/{thread_id}/syscall"))
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<i64>().ok())
-        .is_some_and(|number| number == libc::SYS_futex)
+        .map_or(Blocked::Other, |text| parse_syscall(&text))
+}
+
+/// `/proc/PID/task/TID/syscall` holds the number of the system call a thread is blocked
+/// in and its arguments in hexadecimal (`0 0x7 0x7f… …`), or `running`.
+fn parse_syscall(text: &str) -> Blocked {
+    let mut fields = text.split_whitespace();
+    let Some(number) = fields
+        .next()
+        .and_then(|field| field.parse::<libc::c_long>().ok())
+    else {
+        return Blocked::Other;
+    };
+    match number {
+        libc::SYS_futex => Blocked::Futex,
+        // std reads a socket with recv(), which glibc makes a recvfrom system call.
+        libc::SYS_read | libc::SYS_recvfrom => fields
+            .next()
+            .and_then(|first| i64::from_str_radix(first.strip_prefix("0x")?, 16).ok())
+            .and_then(|descriptor| RawFd::try_from(descriptor).ok())
+            .map_or(Blocked::Other, Blocked::Reading),
+        _ => Blocked::Other,
+    }
 }
 
 /// A connection thread's place in the [`Registry`]; `None` if the registry is full,
@@ -335,13 +469,15 @@ struct Slot<'a> {
 impl Slot<'_> {
     fn entering_tiny_http(&self) {
         if let Some(index) = self.index {
-            self.registry.slots[index].store(self.registry.now(), Ordering::Relaxed);
+            self.registry.slots[index].store(self.registry.now(), Ordering::Release);
         }
     }
 
+    /// Back from tiny_http; before the connection, and with it the socket, can end, so
+    /// that [`Registry::cut`] can tell.
     fn back(&self) {
         if let Some(index) = self.index {
-            self.registry.slots[index].store(0, Ordering::Relaxed);
+            self.registry.slots[index].store(0, Ordering::Release);
         }
     }
 }
@@ -349,7 +485,7 @@ impl Slot<'_> {
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         if let Some(index) = self.index {
-            self.registry.slots[index].store(0, Ordering::Relaxed);
+            self.registry.slots[index].store(0, Ordering::Release);
             self.registry.thread_ids[index].store(0, Ordering::Relaxed);
             self.registry
                 .free
@@ -363,16 +499,20 @@ impl Drop for Slot<'_> {
 /// How often the stuck threads are counted.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
 
-/// Counts stuck connection threads until the server stops; returns the failure when
-/// there are more than `bound`. A growing count is logged, at most every few seconds.
+/// Counts stuck connection threads and cuts trickling ones until the server stops;
+/// returns the failure when there are more than `bound` stuck. A growing stuck count and
+/// the cut connections are logged, at most every few seconds.
 pub(super) fn watch_stuck(shared: &Shared, bound: usize) -> Option<ServeError> {
+    const LOG_EVERY: Duration = Duration::from_secs(10);
     let mut logged = 0;
     let mut logged_at: Option<Instant> = None;
+    let mut cut_unlogged = 0;
+    let mut cut_logged_at: Option<Instant> = None;
     while shared.stopped_at.get().is_none() {
         thread::sleep(WATCH_EVERY);
         // Only near the bound does an exact count matter enough to look at every thread.
         let look_closer = shared.open.load(Ordering::SeqCst) > bound;
-        let stuck = shared.registry.count_stuck(look_closer);
+        let Sweep { stuck, cut } = shared.registry.sweep(look_closer);
         shared.stuck.store(stuck, Ordering::SeqCst);
         if stuck > bound {
             return Some(ServeError::Stuck {
@@ -380,13 +520,23 @@ pub(super) fn watch_stuck(shared: &Shared, bound: usize) -> Option<ServeError> {
                 bound,
             });
         }
-        if stuck > logged && logged_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+        if stuck > logged && logged_at.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
             log::warn!(
-                "{stuck} connection thread(s) stuck inside tiny_http (HTTP/2.0 request lines, or heads trickled \
-                 slower than the timeouts allow); the server exits past {bound}"
+                "{stuck} connection thread(s) stuck inside tiny_http (HTTP/2.0 or HTTP/3.0 request lines); \
+                 the server exits past {bound}"
             );
             logged = stuck;
             logged_at = Some(Instant::now());
+        }
+        cut_unlogged += cut;
+        if cut_unlogged > 0 && cut_logged_at.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+            log::warn!(
+                "closed {cut_unlogged} connection(s) whose request was still arriving {} s after the server began \
+                 to read it (sent a little at a time, each part inside READ_TIMEOUT_SECONDS)",
+                shared.registry.stuck_after.as_secs_f64()
+            );
+            cut_unlogged = 0;
+            cut_logged_at = Some(Instant::now());
         }
     }
     None
@@ -413,12 +563,16 @@ mod tests {
         inside.entering_tiny_http();
         outside.entering_tiny_http();
         outside.back();
-        assert_eq!(registry.count_stuck(false), 0, "not yet past the bound");
+        assert_eq!(registry.sweep(false).stuck, 0, "not yet past the bound");
         thread::sleep(Duration::from_millis(60));
-        assert_eq!(registry.count_stuck(false), 1);
+        assert_eq!(
+            registry.sweep(false),
+            Sweep { stuck: 1, cut: 0 },
+            "running, not reading"
+        );
         drop(inside);
         assert_eq!(
-            registry.count_stuck(false),
+            registry.sweep(false).stuck,
             0,
             "a thread that ends frees its slot"
         );
@@ -448,15 +602,108 @@ mod tests {
             thread::sleep(Duration::from_millis(300));
         });
         thread::sleep(Duration::from_millis(100));
-        assert!(waits_on_futex(receiving_id));
-        assert!(!waits_on_futex(sleeping_id));
-        assert!(
-            !waits_on_futex(current_thread_id().unwrap()),
-            "this thread runs"
+        assert_eq!(blocked_in(receiving_id), Blocked::Futex);
+        assert_ne!(blocked_in(sleeping_id), Blocked::Futex);
+        assert_ne!(
+            blocked_in(current_thread_id().unwrap()),
+            Blocked::Futex,
+            "this thread runs (in the read of that very file)"
         );
-        assert!(!waits_on_futex(0));
+        assert_eq!(blocked_in(0), Blocked::Other);
         drop((stop_receiving, stop_sleeping));
         receiving.join().unwrap();
         sleeping.join().unwrap();
+    }
+
+    #[test]
+    fn the_syscall_file_tells_a_socket_read_from_a_futex_wait() {
+        let read = format!(
+            "{} 0x7 0x7f3c2a1fe000 0x400 0x0 0x0 0x0 0x7f3c2a1fdb28 0x7f3c2b0e1b7d\n",
+            libc::SYS_read
+        );
+        assert_eq!(parse_syscall(&read), Blocked::Reading(7));
+        let recv = format!(
+            "{} 0x1f 0x7f3c2a1fe000 0x2000 0x0 0x0 0x0 0x7ffd 0x7f3c",
+            libc::SYS_recvfrom
+        );
+        assert_eq!(parse_syscall(&recv), Blocked::Reading(31));
+        let futex = format!(
+            "{} 0x55d0 0x80 0x0 0x0 0x0 0x0 0x7ffd 0x7f3c",
+            libc::SYS_futex
+        );
+        assert_eq!(parse_syscall(&futex), Blocked::Futex);
+        let send = format!(
+            "{} 0x7 0x7f3c 0x10 0x0 0x0 0x0 0x7ffd 0x7f3c",
+            libc::SYS_sendto
+        );
+        assert_eq!(parse_syscall(&send), Blocked::Other);
+        for other in ["running\n", "-1 0x7ffd 0x7f3c\n", "", "0 7"] {
+            assert_eq!(parse_syscall(other), Blocked::Other, "{other:?}");
+        }
+    }
+
+    /// A thread that has been reading its socket inside tiny_http for too long has the
+    /// socket shut down, and its read ends; one that waits on a channel is counted stuck.
+    #[test]
+    fn a_thread_reading_its_socket_too_long_is_cut_and_one_on_a_channel_is_stuck() {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+
+        let registry = Arc::new(Registry::new(4, Duration::from_millis(200)));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut served, _) = listener.accept().unwrap();
+        let (entered_sender, entered) = std::sync::mpsc::channel();
+
+        let reader_registry = Arc::clone(&registry);
+        let reader = thread::spawn(move || {
+            let slot = reader_registry.claim();
+            slot.entering_tiny_http();
+            entered_sender.send(()).unwrap();
+            let mut got = Vec::new();
+            let mut byte = [0u8; 1];
+            // As a trickled head: bytes keep coming, so no read times out.
+            while let Ok(1) = served.read(&mut byte) {
+                got.push(byte[0]);
+            }
+            slot.back();
+            got.len()
+        });
+        let (_keep_waiting, receiver) = std::sync::mpsc::channel::<()>();
+        let waiter_registry = Arc::clone(&registry);
+        let (waiter_entered, waiter_is_in) = std::sync::mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let slot = waiter_registry.claim();
+            slot.entering_tiny_http();
+            waiter_entered.send(()).unwrap();
+            let _ = receiver.recv_timeout(Duration::from_secs(5));
+            slot.back();
+        });
+        entered.recv().unwrap();
+        waiter_is_in.recv().unwrap();
+
+        let started = Instant::now();
+        let mut cut = 0;
+        while cut == 0 && started.elapsed() < Duration::from_secs(3) {
+            let _ = client.write_all(b"x");
+            thread::sleep(Duration::from_millis(50));
+            let sweep = registry.sweep(false);
+            cut += sweep.cut;
+            if sweep.cut == 1 {
+                assert_eq!(sweep.stuck, 1, "the thread on the channel");
+            }
+        }
+        assert_eq!(cut, 1, "the reading thread was not cut");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        let read = reader.join().unwrap();
+        assert!(read > 0, "it read the trickle until it was cut");
+        assert_eq!(
+            registry.sweep(false),
+            Sweep { stuck: 1, cut: 0 },
+            "the waiter is stuck, and not looked at again"
+        );
+        drop(_keep_waiting);
+        waiter.join().unwrap();
+        assert_eq!(registry.sweep(false), Sweep::default());
     }
 }

@@ -109,6 +109,8 @@ struct Shared {
     handler: Arc<Handler>,
     sink: EventSink,
     max_body_bytes: usize,
+    /// A large body must arrive within this of its head (see [`body`]).
+    body_time_limit: Duration,
     headers: reply::ReplyHeaders,
     /// Connections accepted and not yet ended, stuck ones included.
     open: AtomicUsize,
@@ -231,6 +233,7 @@ impl Server {
             handler,
             sink,
             max_body_bytes: options.max_body_bytes,
+            body_time_limit: options.read_timeout,
             headers: reply::ReplyHeaders::new(),
             open: AtomicUsize::new(0),
             stuck: AtomicUsize::new(0),

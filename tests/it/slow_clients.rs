@@ -200,3 +200,101 @@ fn the_read_timeout_closes_silent_idle_and_stalled_connections() {
     let best = best_of_three(server.addr);
     assert!(best < BOUND, "best of 3 took {best:?} after the timeouts");
 }
+
+/// Writes a byte to `stream` every `every` until `stop` is set or the server closes it.
+fn trickle(
+    mut stream: TcpStream,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) && stream.write_all(b"p").is_ok() {
+            thread::sleep(every);
+        }
+    })
+}
+
+/// A large body trickled a byte at a time, each well inside the read timeout, is cut off
+/// READ_TIMEOUT_SECONDS after its head and answered 408. tiny_http then reads what is left
+/// of it from the socket, as long as it keeps coming; that ends once the connection has
+/// been inside tiny_http for both timeouts and a second.
+#[test]
+fn a_trickled_body_is_answered_408_after_the_read_timeout_and_then_closed() {
+    let _exclusive = exclusive();
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("READ_TIMEOUT_SECONDS", "1"),
+        ("WRITE_TIMEOUT_SECONDS", "1"),
+    ]);
+    let mut stream = start_slow_body(server.addr);
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickler = trickle(
+        stream.try_clone().unwrap(),
+        Duration::from_millis(200),
+        Arc::clone(&stop),
+    );
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    let answered = started.elapsed();
+    assert_eq!(&head, b"HTTP/1.1 408");
+    let rest = read_until_closed(&mut stream, Duration::from_secs(8));
+    let closed = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    trickler.join().unwrap();
+    assert!(
+        rest.text.contains("not complete 1 s after its head"),
+        "{}",
+        rest.text
+    );
+    assert!(
+        answered >= Duration::from_millis(900) && answered < Duration::from_secs(3),
+        "answered after {answered:?}, for a 1 s read timeout"
+    );
+    assert!(rest.closed, "still open after {closed:?}");
+    assert!(
+        closed < answered + Duration::from_secs(5),
+        "closed {closed:?} after the start, answered at {answered:?}; 3 s inside tiny_http allowed"
+    );
+    assert_eq!(server.lines.all().len(), 0, "nothing printed");
+}
+
+/// A head trickled a byte at a time, each well inside the read timeout, is cut off once
+/// the connection has been inside tiny_http for both timeouts and a second (3 s here);
+/// the server goes on serving and counts nothing as stuck.
+#[test]
+fn a_trickled_head_is_cut_off() {
+    let _exclusive = exclusive();
+    let server = TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("READ_TIMEOUT_SECONDS", "1"),
+        ("WRITE_TIMEOUT_SECONDS", "1"),
+    ]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .write_all(b"POST /on-hangup HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickler = trickle(
+        stream.try_clone().unwrap(),
+        Duration::from_millis(200),
+        Arc::clone(&stop),
+    );
+    let got = read_until_closed(&mut stream, Duration::from_secs(8));
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    trickler.join().unwrap();
+    assert!(got.closed, "still open after {took:?}");
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(5),
+        "closed after {took:?}; 3 s inside tiny_http allowed"
+    );
+    assert!(!got.text.contains(" 200 "), "{}", got.text);
+    let best = best_of_three(server.addr);
+    assert!(best < BOUND, "best of 3 took {best:?} after the cut");
+    assert_eq!(server.lines.all().len(), 4, "only the timed events printed");
+}
