@@ -528,6 +528,7 @@ pub(super) fn watch_stuck(shared: &Shared, bound: usize) -> Option<ServeError> {
             logged = stuck;
             logged_at = Some(Instant::now());
         }
+        shared.cut.fetch_add(cut as u64, Ordering::Relaxed);
         cut_unlogged += cut;
         if cut_unlogged > 0 && cut_logged_at.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
             log::warn!(

@@ -116,6 +116,9 @@ struct Shared {
     open: AtomicUsize,
     /// Connection threads that tiny_http has held longer than any live client can make it.
     stuck: AtomicUsize,
+    /// Connections shut down because their request was still trickling in (see
+    /// [`connection::watch_stuck`]).
+    cut: AtomicU64,
     /// Requests between "received" and "answered".
     busy: AtomicUsize,
     /// Requests received since start; [`Server::wait`] watches it for quiet.
@@ -156,6 +159,12 @@ fn register_gauges(metrics: &Metrics, shared: &Arc<Shared>, max_connections: usi
         "sipgateio_connection_threads_stuck",
         "Connection threads tiny_http never gives back (HTTP/2.0 request lines)",
         move || stuck.stuck.load(Ordering::Relaxed) as u64,
+    ));
+    let cut = Arc::clone(shared);
+    metrics.register_collector(Sampled::counter(
+        "sipgateio_connections_cut",
+        "Connections shut down because their request was still trickling in after both timeouts and a second",
+        move || cut.cut.load(Ordering::Relaxed),
     ));
     let sink = shared.sink.clone();
     metrics.register_collector(Sampled::gauge(
@@ -237,6 +246,7 @@ impl Server {
             headers: reply::ReplyHeaders::new(),
             open: AtomicUsize::new(0),
             stuck: AtomicUsize::new(0),
+            cut: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
             received: AtomicU64::new(0),
             large_bodies: AtomicUsize::new(0),

@@ -389,3 +389,50 @@ fn a_newcall_without_answer_or_hangup_is_logged_and_counted() {
         1.0
     );
 }
+
+/// A connection that trickles its head is cut, counted, and logged.
+#[test]
+fn a_cut_connection_is_counted_and_logged() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::thread;
+
+    let mut server = Binary::start(
+        &temp_dir("metrics-cut"),
+        &[
+            ("METRICS", "true"),
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+            ("READ_TIMEOUT_SECONDS", "1"),
+            ("WRITE_TIMEOUT_SECONDS", "1"),
+        ],
+    );
+    assert_eq!(
+        value(&scrape(&server), "sipgateio_connections_cut_total{}"),
+        0.0
+    );
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nX-Slow: ")
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let trickler = thread::spawn(move || {
+        for _ in 0..40 {
+            if writer.write_all(b"a").is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let got = crate::support::read_until_closed(&mut stream, Duration::from_secs(8));
+    assert!(got.closed, "the trickling connection is still open");
+    trickler.join().unwrap();
+    assert_eq!(
+        value(&scrape(&server), "sipgateio_connections_cut_total{}"),
+        1.0
+    );
+    let (_, stderr) = server.stop_cleanly();
+    assert!(
+        stderr.contains("closed 1 connection(s) whose request was still arriving 3 s after"),
+        "{stderr}"
+    );
+}
