@@ -21,6 +21,7 @@ Scenarios (pick some with --only):
   headers          8 parallel requests of 1,000,000 headers each, 3 rounds on one server
   big-header-line  one request with a 100 MB header line
   slow-head        one header byte a second for 30 s
+  endless-body     a body declared and sent far over MAX_BODY_BYTES, as fast as taken, 40 s
   slow-heads       700 connections that each send a header byte a second (nofile 1024),
                    held until the server closes them (at most --idle-wait s)
 
@@ -29,7 +30,7 @@ Run it from the repository root:
       [--only idle,upgrade] [--env READ_TIMEOUT_SECONDS=10] [--json attacks.json]
 
 It connects to 127.0.0.1 only, and it is bounded: each scenario ends within about a minute,
-all of them within about 8 minutes. The server runs in an empty temporary directory with
+all of them within about 10 minutes. The server runs in an empty temporary directory with
 only PATH, LISTEN_ADDR and the --env settings, and is stopped after each scenario (SIGTERM,
 then SIGKILL after 5 s), also on errors and Ctrl-C. Python 3.11 standard library only.
 """
@@ -586,6 +587,42 @@ def slow_head(server, run, args):
     return outcome + (f"; got {reply}" if reply else "")
 
 
+def endless_body(server, run, args):
+    """A body far over MAX_BODY_BYTES, sent as fast as the server takes it after its 413:
+    tiny_http reads and discards the declared length."""
+    head = (
+        b"POST /on-hangup HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000000000\r\n\r\n"
+    )
+    outcome, reply, sent = None, b"", 0
+    chunk = b"x" * 65536
+    with run.attack():
+        with socket.create_connection((HOST, server.port), timeout=2) as sock:
+            sock.sendall(head)
+            start = now()
+            selector = selectors.DefaultSelector()
+            selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            while not outcome and now() - start < 40:
+                for _, events in selector.select(timeout=0.5):
+                    try:
+                        if events & selectors.EVENT_READ:
+                            data = sock.recv(4096)
+                            if not data:
+                                outcome = f"server closed it after {now() - start:.1f} s"
+                                break
+                            reply += data
+                        if events & selectors.EVENT_WRITE:
+                            sent += sock.send(chunk)
+                    except OSError as error:
+                        outcome = f"{type(error).__name__} after {now() - start:.1f} s"
+                        break
+            selector.close()
+    outcome = outcome or "still open after 40 s"
+    reply = reply.split(b"\r\n", 1)[0].decode("latin-1")
+    run.data.update(outcome=outcome, reply=reply, sent_mb=round(sent / 1e6))
+    return f"{outcome}, {sent / 1e6:.0f} MB sent" + (f"; got {reply}" if reply else "")
+
+
 # nofile: the server's default open-file limit (else the hard limit); settle: seconds from
 # the attack's end to the "after" numbers; later: one more look at threads and fds.
 Scenario = collections.namedtuple(
@@ -604,6 +641,7 @@ SCENARIOS = {
     "big-header-line": Scenario(big_header_line, settle=5),
     "slow-head": Scenario(slow_head),
     "slow-heads": Scenario(slow_heads(700), nofile=1024),
+    "endless-body": Scenario(endless_body),
 }
 
 
