@@ -32,7 +32,7 @@ use rustix::process::{PidfdFlags, PidfdGetfdFlags};
 use tiny_http::Request;
 
 use super::body;
-use super::reply::{method_of, respond};
+use super::reply::{log_reply, method_of, respond};
 use super::{ServeError, Shared};
 use crate::router::{Incoming, Reply};
 
@@ -194,6 +194,9 @@ fn send(
     received: Instant,
 ) -> io::Result<()> {
     let is_post = *request.method() == tiny_http::Method::Post;
+    // Logged outside the time inside tiny_http: a thread waiting for the log's lock is
+    // not stuck there.
+    log_reply(&request, reply);
     // Inside tiny_http: after writing, dropping the request reads what is left of a
     // refused body from the socket, for as long as the client sends it.
     slot.entering_tiny_http();

@@ -63,13 +63,8 @@ pub(super) fn method_of(request: &Request) -> Method {
     }
 }
 
-/// Logs the request and writes `reply`.
-///
-/// # Errors
-/// The answer could not be written: the client took no byte of it for
-/// `WRITE_TIMEOUT_SECONDS`, or the socket failed. (tiny_http counts a client that has
-/// closed as answered.)
-pub(super) fn respond(headers: &ReplyHeaders, request: Request, reply: &Reply) -> io::Result<()> {
+/// Logs the request and the status of its `reply`: an error answer as a warning.
+pub(super) fn log_reply(request: &Request, reply: &Reply) {
     if reply.status >= 400 {
         log::warn!(
             "{} {} from {}: {} {}",
@@ -84,6 +79,15 @@ pub(super) fn respond(headers: &ReplyHeaders, request: Request, reply: &Reply) -
     } else {
         log::debug!("{} {}: {}", request.method(), request.url(), reply.status);
     }
+}
+
+/// Writes `reply`.
+///
+/// # Errors
+/// The answer could not be written: the client took no byte of it for
+/// `WRITE_TIMEOUT_SECONDS`, or the socket failed. (tiny_http counts a client that has
+/// closed as answered.)
+pub(super) fn respond(headers: &ReplyHeaders, request: Request, reply: &Reply) -> io::Result<()> {
     let content_type = match reply.content_type {
         ContentType::Xml => &headers.xml,
         ContentType::Text => &headers.text,
