@@ -201,17 +201,46 @@ fn the_read_timeout_closes_silent_idle_and_stalled_connections() {
     assert!(best < BOUND, "best of 3 took {best:?} after the timeouts");
 }
 
-/// Writes a byte to `stream` every `every` until `stop` is set or the server closes it.
-fn trickle(
-    mut stream: TcpStream,
-    every: Duration,
+/// A client trickling a byte every 200 ms on a copy of a connection, until the server
+/// closes it or the `Trickle` is dropped.
+struct Trickle {
     stop: Arc<AtomicBool>,
-) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        while !stop.load(Ordering::SeqCst) && stream.write_all(b"p").is_ok() {
-            thread::sleep(every);
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl Trickle {
+    fn on(stream: &TcpStream) -> Trickle {
+        let mut stream = stream.try_clone().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_writing = Arc::clone(&stop);
+        let writer = thread::spawn(move || {
+            while !stop_writing.load(Ordering::SeqCst) && stream.write_all(b"p").is_ok() {
+                thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Trickle {
+            stop,
+            writer: Some(writer),
         }
-    })
+    }
+}
+
+impl Drop for Trickle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Both timeouts at 1 s: a connection inside tiny_http for 3 s is cut.
+fn server_with_short_timeouts() -> TestServer {
+    TestServer::start(&[
+        ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ("READ_TIMEOUT_SECONDS", "1"),
+        ("WRITE_TIMEOUT_SECONDS", "1"),
+    ])
 }
 
 /// A large body trickled a byte at a time, each well inside the read timeout, is cut off
@@ -221,19 +250,10 @@ fn trickle(
 #[test]
 fn a_trickled_body_is_answered_408_after_the_read_timeout_and_then_closed() {
     let _exclusive = exclusive();
-    let server = TestServer::start(&[
-        ("SKIP_SIGNATURE_VERIFICATION", "true"),
-        ("READ_TIMEOUT_SECONDS", "1"),
-        ("WRITE_TIMEOUT_SECONDS", "1"),
-    ]);
+    let server = server_with_short_timeouts();
     let mut stream = start_slow_body(server.addr);
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let trickler = trickle(
-        stream.try_clone().unwrap(),
-        Duration::from_millis(200),
-        Arc::clone(&stop),
-    );
+    let trickle = Trickle::on(&stream);
     stream
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
@@ -243,8 +263,7 @@ fn a_trickled_body_is_answered_408_after_the_read_timeout_and_then_closed() {
     assert_eq!(&head, b"HTTP/1.1 408");
     let rest = read_until_closed(&mut stream, Duration::from_secs(8));
     let closed = started.elapsed();
-    stop.store(true, Ordering::SeqCst);
-    trickler.join().unwrap();
+    drop(trickle);
     assert!(
         rest.text.contains("not complete 1 s after its head"),
         "{}",
@@ -263,31 +282,21 @@ fn a_trickled_body_is_answered_408_after_the_read_timeout_and_then_closed() {
 }
 
 /// A head trickled a byte at a time, each well inside the read timeout, is cut off once
-/// the connection has been inside tiny_http for both timeouts and a second (3 s here);
-/// the server goes on serving and counts nothing as stuck.
+/// the connection has been inside tiny_http for both timeouts and a second (3 s here),
+/// and the server goes on serving.
 #[test]
 fn a_trickled_head_is_cut_off() {
     let _exclusive = exclusive();
-    let server = TestServer::start(&[
-        ("SKIP_SIGNATURE_VERIFICATION", "true"),
-        ("READ_TIMEOUT_SECONDS", "1"),
-        ("WRITE_TIMEOUT_SECONDS", "1"),
-    ]);
+    let server = server_with_short_timeouts();
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream
         .write_all(b"POST /on-hangup HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let trickler = trickle(
-        stream.try_clone().unwrap(),
-        Duration::from_millis(200),
-        Arc::clone(&stop),
-    );
+    let trickle = Trickle::on(&stream);
     let got = read_until_closed(&mut stream, Duration::from_secs(8));
     let took = started.elapsed();
-    stop.store(true, Ordering::SeqCst);
-    trickler.join().unwrap();
+    drop(trickle);
     assert!(got.closed, "still open after {took:?}");
     assert!(
         took >= Duration::from_millis(2900) && took < Duration::from_secs(5),
