@@ -101,7 +101,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "READ_TIMEOUT_SECONDS",
         default: "10",
-        meaning: "a connection on which no byte arrives for this long is closed (idle, or a stalled request)",
+        meaning: "a connection on which no byte arrives for this long is closed (idle, or a stalled request); a large body must be whole this long after its head",
     },
     Variable {
         name: "WRITE_TIMEOUT_SECONDS",
