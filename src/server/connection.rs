@@ -266,8 +266,9 @@ pub(super) struct Registry {
     /// 5.6 and later; container sandboxes may refuse it, and then nothing is cut).
     this_process: Option<OwnedFd>,
     free: Mutex<Vec<usize>>,
-    /// Inside tiny_http for longer than this, a thread is stuck: reading a head gives up
-    /// after the read timeout, and answering a bad one after the write timeout.
+    /// Inside tiny_http for longer than this, a thread is stuck, or kept there by a client
+    /// that trickles: reading a head gives up after the read timeout, and answering a bad
+    /// one after the write timeout.
     stuck_after: Duration,
 }
 
