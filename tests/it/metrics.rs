@@ -395,7 +395,8 @@ fn a_newcall_without_answer_or_hangup_is_logged_and_counted() {
 fn a_cut_connection_is_counted_and_logged() {
     use std::io::Write;
     use std::net::TcpStream;
-    use std::thread;
+
+    use crate::support::{Trickle, read_until_closed};
 
     let mut server = Binary::start(
         &temp_dir("metrics-cut"),
@@ -414,18 +415,10 @@ fn a_cut_connection_is_counted_and_logged() {
     stream
         .write_all(b"GET /health HTTP/1.1\r\nX-Slow: ")
         .unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let trickler = thread::spawn(move || {
-        for _ in 0..40 {
-            if writer.write_all(b"a").is_err() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(200));
-        }
-    });
-    let got = crate::support::read_until_closed(&mut stream, Duration::from_secs(8));
+    let trickle = Trickle::on(&stream);
+    let got = read_until_closed(&mut stream, Duration::from_secs(8));
+    drop(trickle);
     assert!(got.closed, "the trickling connection is still open");
-    trickler.join().unwrap();
     assert_eq!(
         value(&scrape(&server), "sipgateio_connections_cut_total{}"),
         1.0

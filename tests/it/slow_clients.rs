@@ -201,39 +201,6 @@ fn the_read_timeout_closes_silent_idle_and_stalled_connections() {
     assert!(best < BOUND, "best of 3 took {best:?} after the timeouts");
 }
 
-/// A client trickling a byte every 200 ms on a copy of a connection, until the server
-/// closes it or the `Trickle` is dropped.
-struct Trickle {
-    stop: Arc<AtomicBool>,
-    writer: Option<thread::JoinHandle<()>>,
-}
-
-impl Trickle {
-    fn on(stream: &TcpStream) -> Trickle {
-        let mut stream = stream.try_clone().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_writing = Arc::clone(&stop);
-        let writer = thread::spawn(move || {
-            while !stop_writing.load(Ordering::SeqCst) && stream.write_all(b"p").is_ok() {
-                thread::sleep(Duration::from_millis(200));
-            }
-        });
-        Trickle {
-            stop,
-            writer: Some(writer),
-        }
-    }
-}
-
-impl Drop for Trickle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
-    }
-}
-
 /// Both timeouts at 1 s: a connection inside tiny_http for 3 s is cut.
 fn server_with_short_timeouts() -> TestServer {
     TestServer::start(&[

@@ -3,6 +3,9 @@
 use std::fmt::Display;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use super::FORM;
@@ -172,5 +175,38 @@ impl RawPost {
             None => bytes.extend_from_slice(&self.body),
         }
         bytes
+    }
+}
+
+/// A client trickling a byte every 200 ms on a copy of a connection, until the server
+/// closes it or the `Trickle` is dropped.
+pub struct Trickle {
+    stop: Arc<AtomicBool>,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl Trickle {
+    pub fn on(stream: &TcpStream) -> Trickle {
+        let mut stream = stream.try_clone().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_writing = Arc::clone(&stop);
+        let writer = thread::spawn(move || {
+            while !stop_writing.load(Ordering::SeqCst) && stream.write_all(b"p").is_ok() {
+                thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Trickle {
+            stop,
+            writer: Some(writer),
+        }
+    }
+}
+
+impl Drop for Trickle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
