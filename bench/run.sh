@@ -15,7 +15,7 @@
 # renders them again).
 #
 # Needs: cargo, wrk, curl, python3 (and strip for the stripped size). Installs nothing
-# unless run with --install (then: apt-get install wrk). Loopback only; about 6 minutes.
+# unless run with --install (then: apt-get install wrk). Loopback only; about 8 minutes.
 #
 # Settings (environment): BENCH_ROUNDS=5, BENCH_DURATION=10s, BENCH_WARMUP=2s,
 # BENCH_THREADS=2, BENCH_CONNECTIONS=32, BENCH_STARTS=20, WORKERS (the baseline's worker
