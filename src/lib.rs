@@ -9,6 +9,7 @@ pub mod calls;
 pub mod config;
 pub mod event;
 pub mod form;
+pub mod health;
 pub mod metrics;
 pub mod output;
 pub mod router;

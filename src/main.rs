@@ -8,6 +8,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use sipgateio_callevents::config::{Config, VARIABLES, default_of};
+use sipgateio_callevents::health;
 use sipgateio_callevents::metrics::Metrics;
 use sipgateio_callevents::output::EventSink;
 use sipgateio_callevents::router::{App, paths};
@@ -57,9 +58,10 @@ fn run() -> Result<(), Failure> {
                 return Ok(());
             }
             "-V" | "--version" => {
-                println!("sipgateio-callevents {}", env!("CARGO_PKG_VERSION"));
+                println!("{}", version());
                 return Ok(());
             }
+            "health" => return health_command(),
             "simulate" => {
                 return simulate::main(std::env::args().skip(2)).map_err(|error| Failure {
                     code: error.exit_code(),
@@ -192,6 +194,38 @@ fn sweep_calls(app: Arc<App>, every: Duration) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `health`: exit 0 when the server answers `/health` with 200. Every failure exits 1, a
+/// bad setting too: a container runtime reserves exit code 2 of a health check.
+fn health_command() -> Result<(), Failure> {
+    let unhealthy = |message: String| Failure { code: 1, message };
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("-h" | "--help") => {
+            print!("{}", health::USAGE);
+            return Ok(());
+        }
+        Some(other) => {
+            return Err(unhealthy(format!(
+                "health takes no arguments, got {other:?}; it reads LISTEN_ADDR and WEBHOOK_URL like the server (see health --help)"
+            )));
+        }
+    }
+    let config = settings().map_err(|failure| unhealthy(failure.message))?;
+    let answered = health::check(&config, health::TIMEOUT).map_err(unhealthy)?;
+    println!("healthy: {answered}");
+    Ok(())
+}
+
+/// The version and the target triple the binary was built for (from build.rs).
+fn version() -> String {
+    format!(
+        "sipgateio-callevents {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("SIPGATEIO_CALLEVENTS_TARGET")
+    )
+}
+
 /// The settings, from the environment and the working directory's `.env`.
 fn settings() -> Result<Config, Failure> {
     // Only the working directory's .env, not one found in a parent directory.
@@ -251,7 +285,7 @@ fn handle_signals(mut signals: Signals, stopper: Stopper, app: Arc<App>) -> Resu
 
 fn usage() -> String {
     let mut text = format!(
-        "sipgateio-callevents {}\n\
+        "{}\n\
          Receives sipgate.io call-event webhooks: answers newCall with XML that subscribes to\n\
          answer and hangup, and prints one line per event on stdout (logs go to stderr).\n\n\
          Usage: sipgateio-callevents [--help | --version]\n\
@@ -260,10 +294,12 @@ fn usage() -> String {
          \x20      sipgateio-callevents check-rules [FILE]   check a call rules file and show how\n\
          \x20      it is understood (FILE: CALL_RULES_FILE)\n\
          \x20      sipgateio-callevents answer --from N --to N [--direction in|out] [--user NAME]\n\
-         \x20      [--at TIME]   print the XML the call rules give such a newCall\n\n\
+         \x20      [--at TIME]   print the XML the call rules give such a newCall\n\
+         \x20      sipgateio-callevents health   exit 0 if the server on this machine answers\n\
+         \x20      GET /health with 200, else 1 (a container's HEALTHCHECK; see health --help)\n\n\
          Routes (under WEBHOOK_URL's path): POST /new-call, /on-answer, /on-hangup, /on-dtmf; GET /health\n\n\
          Settings, from the environment or a .env file in the working directory:\n",
-        env!("CARGO_PKG_VERSION")
+        version()
     );
     for variable in VARIABLES {
         text.push_str(&format!(

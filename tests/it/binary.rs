@@ -153,7 +153,7 @@ fn a_port_in_use_is_named() {
 }
 
 #[test]
-fn help_lists_every_variable_and_version_prints_the_version() {
+fn help_lists_every_variable_and_version_prints_the_version_and_target() {
     let dir = temp_dir("help");
     let (code, stdout, _) = run(&dir, &[], &["--help"]);
     assert_eq!(code, 0);
@@ -166,7 +166,11 @@ fn help_lists_every_variable_and_version_prints_the_version() {
         (code, stdout),
         (
             0,
-            format!("sipgateio-callevents {}\n", env!("CARGO_PKG_VERSION"))
+            format!(
+                "sipgateio-callevents {} ({})\n",
+                env!("CARGO_PKG_VERSION"),
+                env!("SIPGATEIO_CALLEVENTS_TARGET")
+            )
         )
     );
     let (code, _, stderr) = run(&dir, &[], &["--frobnicate"]);

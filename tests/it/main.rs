@@ -15,6 +15,7 @@ mod binary;
 mod deploy;
 mod faults;
 mod fixtures;
+mod health;
 mod hostile;
 mod http;
 mod metrics;
