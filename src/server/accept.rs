@@ -15,6 +15,7 @@ use std::sync::{Arc, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::platform::{self, AcceptedSockets};
 use super::{ServeError, Shared, connection};
 
 /// The first pause after running out of descriptors or threads; it doubles up to
@@ -56,20 +57,22 @@ fn classify(error: &io::Error) -> Failure {
             libc::EPROTO
             | libc::ENOPROTOOPT
             | libc::EHOSTDOWN
-            | libc::ENONET
             | libc::EHOSTUNREACH
             | libc::EOPNOTSUPP
             | libc::ENETUNREACH
             | libc::ENETDOWN
             | libc::EPERM,
         ) => Failure::Retry,
+        Some(errno) if platform::PENDING_CONNECTION_ERRORS.contains(&errno) => Failure::Retry,
         _ => Failure::Fatal,
     }
 }
 
-/// Accepts connections until the server stops or the listener fails.
+/// Accepts connections until the server stops or the listener fails; the listener closes
+/// when it returns.
 pub(super) fn run(
     socket: TcpListener,
+    mut sockets: AcceptedSockets,
     shared: &Arc<Shared>,
     max_connections: usize,
 ) -> Result<(), ServeError> {
@@ -99,7 +102,11 @@ pub(super) fn run(
             tiny_http::Server::accept_connection(&listener, &plain)
         }));
         let error = match accepted {
+            // The stop's own connection, or one that came with it: closed unserved, as
+            // those still waiting in the backlog are when the listener closes.
+            Ok(Ok(Some(_))) if shared.stopped_at.get().is_some() => break,
             Ok(Ok(Some(accepted))) => {
+                sockets.prepare_new();
                 match connection::spawn(accepted, shared) {
                     Ok(()) => shortage.over(),
                     Err(error) => shortage.wait("could not start a connection thread", &error),

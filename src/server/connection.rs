@@ -16,22 +16,24 @@
 //! just inside the read timeout could keep its head, or a body tiny_http reads or
 //! drains, going for as long as it liked. A thread found inside tiny_http for that long
 //! and reading its socket is such a client's, and [`watch_stuck`] shuts that socket
-//! down; the thread sees the connection end and returns.
+//! down; the thread sees the connection end and returns. Telling what a thread waits
+//! for, and which socket it reads, takes Linux (see [`platform`]); elsewhere such
+//! threads count as stuck.
 
 use std::fmt::Display;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use rustix::process::{PidfdFlags, PidfdGetfdFlags};
 use tiny_http::Request;
 
 use super::body;
+use super::platform::{self, Blocked, Descriptors};
 use super::reply::{log_reply, method_of, respond};
 use super::{ServeError, Shared};
 use crate::router::{Incoming, Reply};
@@ -262,9 +264,9 @@ pub(super) struct Registry {
     /// For each slot, the entry (as in `slots`) at which its thread was found waiting on a
     /// futex past `stuck_after`: deadlocked for good, so not looked at again.
     deadlocked: Box<[AtomicU64]>,
-    /// This process, to copy a connection's socket by its number (`pidfd_getfd`, Linux
-    /// 5.6 and later; container sandboxes may refuse it, and then nothing is cut).
-    this_process: Option<OwnedFd>,
+    /// Copies a connection's socket by its number, to cut it; `None` where that cannot
+    /// be done, and then nothing is cut.
+    descriptors: Option<Descriptors>,
     free: Mutex<Vec<usize>>,
     /// Inside tiny_http for longer than this, a thread is stuck, or kept there by a client
     /// that trickles: reading a head gives up after the read timeout, and answering a bad
@@ -280,7 +282,7 @@ impl Registry {
             slots: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             thread_ids: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
             deadlocked: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
-            this_process: copier(),
+            descriptors: platform::trickle_cutter(),
             free: Mutex::new((0..capacity).rev().collect()),
             stuck_after,
         }
@@ -294,7 +296,7 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
         if let Some(index) = index {
-            self.thread_ids[index].store(current_thread_id().unwrap_or(0), Ordering::Relaxed);
+            self.thread_ids[index].store(platform::current_thread_id(), Ordering::Relaxed);
         }
         Slot {
             registry: self,
@@ -312,10 +314,9 @@ impl Registry {
     /// trickling its request, and its socket is shut down instead.
     ///
     /// A live connection thread inside tiny_http waits on its socket; the deadlocked ones
-    /// wait on a channel, that is a futex. Linux tells which in
-    /// `/proc/self/task/TID/syscall`, so they can be counted at once instead of after
-    /// `stuck_after`. Reading a file per waiting thread is not free, so the caller asks
-    /// for it only when the count matters.
+    /// wait on a channel, that is a futex. Where the system tells which (Linux), they can
+    /// be counted at once instead of after `stuck_after`. Asking is not free (a file read
+    /// per waiting thread), so the caller asks only when the count matters.
     pub(super) fn sweep(&self, look_closer: bool) -> Sweep {
         let now = self.now();
         let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
@@ -333,7 +334,7 @@ impl Registry {
                     sweep.stuck += 1;
                     continue;
                 }
-                match blocked_in(thread_id) {
+                match platform::blocked_in(thread_id) {
                     Blocked::Reading(descriptor) if self.cut(index, entered, descriptor) => {
                         sweep.cut += 1;
                     }
@@ -343,7 +344,10 @@ impl Registry {
                     }
                     _ => sweep.stuck += 1,
                 }
-            } else if look_closer && inside > grace && blocked_in(thread_id) == Blocked::Futex {
+            } else if look_closer
+                && inside > grace
+                && platform::blocked_in(thread_id) == Blocked::Futex
+            {
                 sweep.stuck += 1;
             }
         }
@@ -358,41 +362,16 @@ impl Registry {
     /// of that connection's socket. Checked the other way round, the connection could end
     /// and its number be reused by a new connection in between, which would be cut instead.
     fn cut(&self, index: usize, entered: u64, descriptor: RawFd) -> bool {
-        let Some(this_process) = &self.this_process else {
+        let Some(descriptors) = &self.descriptors else {
             return false;
         };
-        let Ok(copy) =
-            rustix::process::pidfd_getfd(this_process, descriptor, PidfdGetfdFlags::empty())
-        else {
+        let Ok(copy) = descriptors.copy(descriptor) else {
             return false;
         };
         if self.slots[index].load(Ordering::Acquire) != entered {
             return false;
         }
         socket2::Socket::from(copy).shutdown(Shutdown::Both).is_ok()
-    }
-}
-
-/// This process as a pidfd that descriptors can be copied from, if Linux allows it here;
-/// logs once when not.
-fn copier() -> Option<OwnedFd> {
-    let copied = rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty())
-        .and_then(|this_process| {
-            // Tried on a descriptor of our own, so a refusal shows now and not under attack.
-            let own = this_process.as_raw_fd();
-            rustix::process::pidfd_getfd(&this_process, own, PidfdGetfdFlags::empty())
-                .map(|_| this_process)
-        });
-    match copied {
-        Ok(this_process) => Some(this_process),
-        Err(error) => {
-            log::warn!(
-                "cannot end connections that trickle their requests in here (pidfd_getfd: {error}; it needs \
-                 Linux 5.6, and container sandboxes may refuse it); they count as stuck instead. A reverse \
-                 proxy in front ends them (docs/limits.md)"
-            );
-            None
-        }
     }
 }
 
@@ -408,60 +387,6 @@ pub(super) struct Sweep {
 /// A thread inside tiny_http may wait on a lock for a moment (the log's, say); one that
 /// waits on a futex for longer is taken for deadlocked.
 const FUTEX_GRACE: Duration = Duration::from_secs(1);
-
-/// The kernel's id of the calling thread, from `/proc/thread-self` (`PID/task/TID`).
-fn current_thread_id() -> Option<u32> {
-    std::fs::read_link("/proc/thread-self")
-        .ok()?
-        .file_name()?
-        .to_str()?
-        .parse()
-        .ok()
-}
-
-/// What a thread is blocked in.
-#[derive(Debug, PartialEq, Eq)]
-enum Blocked {
-    /// The futex system call: a lock, or a channel.
-    Futex,
-    /// Reading this descriptor. Inside tiny_http, a connection thread reads nothing but
-    /// its socket.
-    Reading(RawFd),
-    /// Running, or in another system call (writing an answer, say).
-    Other,
-}
-
-/// What thread `thread_id` of this process is blocked in, from Linux's
-/// `/proc/self/task/TID/syscall`.
-fn blocked_in(thread_id: u32) -> Blocked {
-    if thread_id == 0 {
-        return Blocked::Other;
-    }
-    std::fs::read_to_string(format!("/proc/self/task/{thread_id}/syscall"))
-        .map_or(Blocked::Other, |text| parse_syscall(&text))
-}
-
-/// `/proc/PID/task/TID/syscall` holds the number of the system call a thread is blocked
-/// in and its arguments in hexadecimal (`0 0x7 0x7f… …`), or `running`.
-fn parse_syscall(text: &str) -> Blocked {
-    let mut fields = text.split_whitespace();
-    let Some(number) = fields
-        .next()
-        .and_then(|field| field.parse::<libc::c_long>().ok())
-    else {
-        return Blocked::Other;
-    };
-    match number {
-        libc::SYS_futex => Blocked::Futex,
-        // std reads a socket with recv(), which glibc makes a recvfrom system call.
-        libc::SYS_read | libc::SYS_recvfrom => fields
-            .next()
-            .and_then(|first| i64::from_str_radix(first.strip_prefix("0x")?, 16).ok())
-            .and_then(|descriptor| RawFd::try_from(descriptor).ok())
-            .map_or(Blocked::Other, Blocked::Reading),
-        _ => Blocked::Other,
-    }
-}
 
 /// A connection thread's place in the [`Registry`]; `None` if the registry is full,
 /// which the connection limit keeps from happening.
@@ -514,8 +439,10 @@ pub(super) fn watch_stuck(shared: &Shared, bound: usize) -> Option<ServeError> {
     let mut cut_logged_at: Option<Instant> = None;
     while shared.stopped_at.get().is_none() {
         thread::sleep(WATCH_EVERY);
-        // Only near the bound does an exact count matter enough to look at every thread.
-        let look_closer = shared.open.load(Ordering::SeqCst) > bound;
+        // Only near the bound does an exact count matter enough to look at every thread,
+        // and only where the system tells what a thread waits for.
+        let look_closer =
+            platform::SEES_BLOCKED_CALLS && shared.open.load(Ordering::SeqCst) > bound;
         let Sweep { stuck, cut } = shared.registry.sweep(look_closer);
         shared.stuck.store(stuck, Ordering::SeqCst);
         if stuck > bound {
@@ -586,69 +513,9 @@ mod tests {
         assert!(registry.claim().index.is_none(), "both slots are taken");
     }
 
-    /// The deadlock waits on a channel: a thread blocked receiving from one is seen waiting
-    /// on a futex; a sleeping one and a running one are not.
-    #[test]
-    fn a_thread_waiting_on_a_channel_is_seen_waiting_on_a_futex() {
-        let spawn_waiting = |wait: fn(std::sync::mpsc::Receiver<()>)| {
-            let (stop, receiver) = std::sync::mpsc::channel::<()>();
-            let (id_sender, id) = std::sync::mpsc::channel();
-            let handle = thread::spawn(move || {
-                id_sender.send(current_thread_id()).unwrap();
-                wait(receiver);
-            });
-            let id = id.recv().unwrap().expect("Linux has /proc/thread-self");
-            (stop, handle, id)
-        };
-        let (stop_receiving, receiving, receiving_id) = spawn_waiting(|receiver| {
-            let _ = receiver.recv();
-        });
-        let (stop_sleeping, sleeping, sleeping_id) = spawn_waiting(|_| {
-            thread::sleep(Duration::from_millis(300));
-        });
-        thread::sleep(Duration::from_millis(100));
-        assert_eq!(blocked_in(receiving_id), Blocked::Futex);
-        assert_ne!(blocked_in(sleeping_id), Blocked::Futex);
-        assert_ne!(
-            blocked_in(current_thread_id().unwrap()),
-            Blocked::Futex,
-            "this thread runs (in the read of that very file)"
-        );
-        assert_eq!(blocked_in(0), Blocked::Other);
-        drop((stop_receiving, stop_sleeping));
-        receiving.join().unwrap();
-        sleeping.join().unwrap();
-    }
-
-    #[test]
-    fn the_syscall_file_tells_a_socket_read_from_a_futex_wait() {
-        let read = format!(
-            "{} 0x7 0x7f3c2a1fe000 0x400 0x0 0x0 0x0 0x7f3c2a1fdb28 0x7f3c2b0e1b7d\n",
-            libc::SYS_read
-        );
-        assert_eq!(parse_syscall(&read), Blocked::Reading(7));
-        let recv = format!(
-            "{} 0x1f 0x7f3c2a1fe000 0x2000 0x0 0x0 0x0 0x7ffd 0x7f3c",
-            libc::SYS_recvfrom
-        );
-        assert_eq!(parse_syscall(&recv), Blocked::Reading(31));
-        let futex = format!(
-            "{} 0x55d0 0x80 0x0 0x0 0x0 0x0 0x7ffd 0x7f3c",
-            libc::SYS_futex
-        );
-        assert_eq!(parse_syscall(&futex), Blocked::Futex);
-        let send = format!(
-            "{} 0x7 0x7f3c 0x10 0x0 0x0 0x0 0x7ffd 0x7f3c",
-            libc::SYS_sendto
-        );
-        assert_eq!(parse_syscall(&send), Blocked::Other);
-        for other in ["running\n", "-1 0x7ffd 0x7f3c\n", "", "0 7"] {
-            assert_eq!(parse_syscall(other), Blocked::Other, "{other:?}");
-        }
-    }
-
     /// A thread that has been reading its socket inside tiny_http for too long has the
     /// socket shut down, and its read ends; one that waits on a channel is counted stuck.
+    /// Where the system does not tell the two apart, both count as stuck.
     #[test]
     fn a_thread_reading_its_socket_too_long_is_cut_and_one_on_a_channel_is_stuck() {
         use std::io::{Read, Write};
@@ -687,6 +554,22 @@ mod tests {
         entered.recv().unwrap();
         waiter_is_in.recv().unwrap();
 
+        if !platform::SEES_BLOCKED_CALLS {
+            // Nothing tells the reader from the waiter: past the bound both count as stuck,
+            // and no socket is cut.
+            let _ = client.write_all(b"x");
+            thread::sleep(Duration::from_millis(300));
+            assert_eq!(registry.sweep(false), Sweep { stuck: 2, cut: 0 });
+            drop(client);
+            assert!(
+                reader.join().unwrap() > 0,
+                "it read until the client closed"
+            );
+            drop(keep_waiting);
+            waiter.join().unwrap();
+            assert_eq!(registry.sweep(false), Sweep::default());
+            return;
+        }
         let started = Instant::now();
         let mut cut = 0;
         while cut == 0 && started.elapsed() < Duration::from_secs(3) {

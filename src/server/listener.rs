@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 
-use super::ServerOptions;
+use super::{ServerOptions, platform};
 
 /// The listening socket could not be set up.
 #[derive(Debug)]
@@ -47,10 +47,8 @@ impl std::error::Error for BindError {
 
 /// A bound, listening socket.
 pub(super) struct Bound {
-    /// Given to the accept loop.
+    /// Given to the accept loop, which alone holds it.
     pub socket: TcpListener,
-    /// A second handle on the same socket, for the stopper to shut it.
-    pub handle: TcpListener,
     pub local_addr: SocketAddr,
 }
 
@@ -63,7 +61,7 @@ const BACKLOG: i32 = i32::MAX;
 
 /// Opens the listening socket. The options are set before `listen()`, so that Linux
 /// copies them to every accepted socket: the timeouts reach sockets that only tiny_http
-/// holds, which is the only way to put timeouts on its reads and writes.
+/// holds. Where the timeouts are not copied, [`platform::AcceptedSockets`] sets them.
 pub(super) fn bind(options: &ServerOptions) -> Result<Bound, BindError> {
     let addr = options.listen_addr;
     let bind_error = |source| BindError { addr, source };
@@ -84,22 +82,19 @@ pub(super) fn bind(options: &ServerOptions) -> Result<Bound, BindError> {
                 .with_retries(3),
         )
         .map_err(bind_error)?;
-    socket
-        .set_read_timeout(Some(options.read_timeout))
-        .map_err(bind_error)?;
-    socket
-        .set_write_timeout(Some(options.write_timeout))
-        .map_err(bind_error)?;
+    if platform::LISTENER_PASSES_ON_TIMEOUTS {
+        socket
+            .set_read_timeout(Some(options.read_timeout))
+            .map_err(bind_error)?;
+        socket
+            .set_write_timeout(Some(options.write_timeout))
+            .map_err(bind_error)?;
+    }
     socket.bind(&addr.into()).map_err(bind_error)?;
     socket.listen(BACKLOG).map_err(bind_error)?;
     let socket = TcpListener::from(socket);
     let local_addr = socket.local_addr().map_err(bind_error)?;
-    let handle = socket.try_clone().map_err(bind_error)?;
-    Ok(Bound {
-        socket,
-        handle,
-        local_addr,
-    })
+    Ok(Bound { socket, local_addr })
 }
 
 /// Each connection holds its socket twice: tiny_http duplicates it to read and write
@@ -107,7 +102,7 @@ pub(super) fn bind(options: &ServerOptions) -> Result<Bound, BindError> {
 const DESCRIPTORS_PER_CONNECTION: u64 = 2;
 
 /// Descriptors kept for everything but connections: the standard streams, the listener
-/// and its second handle, the signal pipe, a key file being read, the logger.
+/// and a wake-up connection to it, the signal pipe, a key file being read, the logger.
 const RESERVED_DESCRIPTORS: u64 = 32;
 
 /// The default `MAX_CONNECTIONS` stays at or under this whatever the descriptor limit,

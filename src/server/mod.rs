@@ -14,16 +14,18 @@
 //!   tiny_http, its body, the router, the event line, the answer, in order. It also keeps
 //!   count of threads that tiny_http never gives back.
 //! - [`body`] reads a request body within `MAX_BODY_BYTES`; [`reply`] writes answers.
+//! - [`platform`] holds what differs between Linux and other systems, and only that.
 
 mod accept;
 mod body;
 mod connection;
 mod listener;
+mod platform;
 mod reply;
 
 use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
@@ -192,11 +194,14 @@ pub struct Server {
 /// Stops a server gracefully; clone it into a signal handler.
 #[derive(Clone)]
 pub struct Stopper {
-    /// A handle on the listening socket, to shut it so no new connection is accepted.
-    listener: Arc<TcpListener>,
+    /// Where a connection reaches the listening socket, to wake the accept loop.
+    wake_addr: SocketAddr,
     shared: Arc<Shared>,
     notices: Sender<Notice>,
 }
+
+/// How long the stop waits to connect to its own listener.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Stopper {
     /// Stops accepting connections; requests in progress are answered, and keep-alive
@@ -205,12 +210,28 @@ impl Stopper {
         if self.shared.stopped_at.set(Instant::now()).is_err() {
             return;
         }
-        // Wakes the accept loop with an error, and new connections are refused from here on.
-        if let Err(error) = socket2::SockRef::from(&*self.listener).shutdown(Shutdown::Both) {
-            log::debug!("could not shut the listening socket: {error}");
+        // The accept loop, woken by a connection of our own, sees the stop and closes the
+        // listener: new connections are refused from then on. A connection is the one
+        // wake-up every system gives a blocked accept(): macOS's ignores the listener's
+        // timeout, and shutdown() on a listening socket fails there (ENOTCONN).
+        if let Err(error) = TcpStream::connect_timeout(&self.wake_addr, WAKE_TIMEOUT) {
+            log::debug!(
+                "could not wake the accept loop at {}: {error}",
+                self.wake_addr
+            );
         }
         let _ = self.notices.send(Notice::StopRequested);
     }
+}
+
+/// The address a connection from this machine reaches a listener on `local_addr` at.
+fn reachable(local_addr: SocketAddr) -> SocketAddr {
+    let ip = match local_addr.ip() {
+        ip if !ip.is_unspecified() => ip,
+        std::net::IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+    };
+    SocketAddr::new(ip, local_addr.port())
 }
 
 /// After a stop, requests are let in until none has come for this long. Requests whose
@@ -263,7 +284,7 @@ impl Server {
         }
         let (notice_sender, notices) = mpsc::channel();
         let stopper = Stopper {
-            listener: Arc::new(listener.handle),
+            wake_addr: reachable(local_addr),
             shared: Arc::clone(&shared),
             notices: notice_sender.clone(),
         };
@@ -275,10 +296,17 @@ impl Server {
             let shared = Arc::clone(&shared);
             let notices = notice_sender.clone();
             let socket = listener.socket;
+            let sockets = platform::AcceptedSockets::new(
+                local_addr,
+                options.read_timeout,
+                options.write_timeout,
+            );
             thread::Builder::new()
                 .name("accept".into())
                 .spawn(move || {
-                    if let Err(error) = accept::run(socket, &shared, limits.max_connections) {
+                    if let Err(error) =
+                        accept::run(socket, sockets, &shared, limits.max_connections)
+                    {
                         let _ = notices.send(Notice::Failed(error));
                     }
                 })

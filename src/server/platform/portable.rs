@@ -1,0 +1,211 @@
+//! The portable path, for systems other than Linux (and for Linux builds with the
+//! `portable` feature, to test it): nothing tells what a thread is blocked in, so no
+//! client is cut early; and each accepted socket gets its timeouts from here, because
+//! macOS does not copy them from the listener.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use socket2::{Socket, Type};
+
+use super::{Blocked, Descriptors};
+
+/// Nothing tells what a thread is blocked in; see [`blocked_in`].
+pub(in crate::server) const SEES_BLOCKED_CALLS: bool = false;
+
+/// Set the timeouts on the listening socket as well: FreeBSD copies them to accepted
+/// sockets, and on macOS, which does not, they do no harm (its `accept()` ignores them).
+/// The tests of this path on Linux leave them off, so that what they test is
+/// [`AcceptedSockets`] setting them, as on macOS.
+pub(in crate::server) const LISTENER_PASSES_ON_TIMEOUTS: bool = !cfg!(target_os = "linux");
+
+/// No client is cut here: says so once, at start.
+pub(in crate::server) fn trickle_cutter() -> Option<Descriptors> {
+    log::info!(
+        "on this system, connections that trickle their requests in (a byte inside each READ_TIMEOUT_SECONDS) \
+         are not ended early: they count as stuck, and many of them make the server exit for a supervisor to \
+         restart it. A reverse proxy in front ends them (docs/limits.md)"
+    );
+    None
+}
+
+/// The calling thread's id, which nothing here uses: 0.
+pub(in crate::server) fn current_thread_id() -> u32 {
+    0
+}
+
+/// Not known here.
+pub(in crate::server) fn blocked_in(_thread_id: u32) -> Blocked {
+    Blocked::Other
+}
+
+/// Gives each socket that tiny_http accepts the read and write timeouts.
+///
+/// tiny_http accepts the connection and keeps the socket to itself, so the socket is
+/// found among the process's descriptors: a TCP connection to the listening address
+/// without timeouts. An
+/// accept opens two descriptors for it (tiny_http duplicates it), so one of their numbers
+/// is new since the last accept, unless both reuse numbers of connections closed
+/// meanwhile; then every descriptor is looked at.
+pub(in crate::server) struct AcceptedSockets {
+    descriptors: Option<Descriptors>,
+    listening_on: SocketAddr,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    /// The descriptors open after the last accept, sorted.
+    known: Vec<RawFd>,
+}
+
+impl AcceptedSockets {
+    pub(in crate::server) fn new(
+        listening_on: SocketAddr,
+        read_timeout: Duration,
+        write_timeout: Duration,
+    ) -> Self {
+        let descriptors = Descriptors::open()
+            .inspect_err(|error| {
+                log::warn!(
+                    "cannot set READ_TIMEOUT_SECONDS and WRITE_TIMEOUT_SECONDS on connections here ({error}); \
+                     idle and stalled connections stay open until their clients close them. A reverse proxy \
+                     in front times them out (docs/limits.md)"
+                );
+            })
+            .ok();
+        AcceptedSockets {
+            descriptors,
+            listening_on,
+            read_timeout,
+            write_timeout,
+            known: Vec::new(),
+        }
+    }
+
+    /// Sets the timeouts of the socket accepted last, before any thread reads from it: a
+    /// read already blocked would not see them.
+    pub(in crate::server) fn prepare_new(&mut self) {
+        let Some(descriptors) = &self.descriptors else {
+            return;
+        };
+        let open = match open_descriptors() {
+            Ok(open) => open,
+            Err(error) => {
+                log::debug!("cannot list this process's descriptors: {error}");
+                return;
+            }
+        };
+        let give = |number| self.give_timeouts(descriptors, number).unwrap_or(false);
+        let fresh = open
+            .iter()
+            .filter(|number| self.known.binary_search(number).is_err());
+        let mut found = false;
+        for &number in fresh {
+            found |= give(number);
+        }
+        if !found {
+            for &number in &open {
+                found |= give(number);
+            }
+        }
+        if !found {
+            log::debug!("found no socket without timeouts after an accept");
+        }
+        self.known = open;
+    }
+
+    /// Sets the timeouts of descriptor `number` if it is a TCP connection accepted on the
+    /// listening address that has none; whether it did. The address keeps this process's
+    /// own client connections, if it has any, as they are.
+    fn give_timeouts(&self, descriptors: &Descriptors, number: RawFd) -> io::Result<bool> {
+        let socket = Socket::from(descriptors.copy(number)?);
+        if socket.r#type()? != Type::STREAM
+            || socket.peer_addr()?.as_socket().is_none()
+            || !self.is_listening_address(socket.local_addr()?.as_socket())
+            || socket.read_timeout()?.is_some()
+        {
+            return Ok(false);
+        }
+        socket.set_read_timeout(Some(self.read_timeout))?;
+        socket.set_write_timeout(Some(self.write_timeout))?;
+        Ok(true)
+    }
+
+    /// Whether a connection with the local address `local` came through the listener.
+    fn is_listening_address(&self, local: Option<SocketAddr>) -> bool {
+        local.is_some_and(|local| {
+            local.port() == self.listening_on.port()
+                && (self.listening_on.ip().is_unspecified() || local.ip() == self.listening_on.ip())
+        })
+    }
+}
+
+/// The numbers of this process's open descriptors, sorted.
+fn open_descriptors() -> io::Result<Vec<RawFd>> {
+    let mut numbers = Vec::new();
+    for entry in std::fs::read_dir("/dev/fd")? {
+        if let Some(number) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) {
+            numbers.push(number);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    use socket2::SockRef;
+
+    use super::*;
+
+    /// Each accepted socket gets the timeouts, also when its descriptors take the numbers
+    /// of a connection closed since the last accept; a socket with timeouts of its own,
+    /// the listener and the client side of the connection are left as they are.
+    #[test]
+    fn accepted_sockets_get_the_timeouts() {
+        let (read, write) = (Duration::from_secs(7), Duration::from_secs(9));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut sockets = AcceptedSockets::new(listener.local_addr().unwrap(), read, write);
+        assert!(
+            sockets.descriptors.is_some(),
+            "descriptors can be copied here"
+        );
+        let mut kept = Vec::new();
+        for round in 0..3 {
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (accepted, _) = listener.accept().unwrap();
+            let copy = accepted.try_clone().unwrap();
+            assert_eq!(accepted.read_timeout().unwrap(), None);
+            sockets.prepare_new();
+            for socket in [&accepted, &copy] {
+                assert_eq!(socket.read_timeout().unwrap(), Some(read), "round {round}");
+                assert_eq!(
+                    socket.write_timeout().unwrap(),
+                    Some(write),
+                    "round {round}"
+                );
+            }
+            assert_eq!(
+                client.read_timeout().unwrap(),
+                None,
+                "the client side is not ours"
+            );
+            if round == 1 {
+                // The next accept takes these numbers again.
+                drop((accepted, copy, client));
+            } else {
+                kept.push((accepted, copy, client));
+            }
+        }
+        assert_eq!(SockRef::from(&listener).read_timeout().unwrap(), None);
+
+        let own = Duration::from_secs(3);
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.set_read_timeout(Some(own)).unwrap();
+        sockets.prepare_new();
+        assert_eq!(accepted.read_timeout().unwrap(), Some(own), "left alone");
+    }
+}
