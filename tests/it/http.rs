@@ -624,3 +624,43 @@ fn every_answer_carries_the_date_and_the_server() {
         );
     }
 }
+
+/// A stop wakes the accept loop on every system (a connection of its own, not a shutdown of
+/// the listening socket, which macOS refuses), and the listener closes: its port is free
+/// at once and new connections are refused, while a keep-alive connection opened before
+/// is still served.
+#[test]
+fn after_a_stop_the_listener_closes() {
+    let server = TestServer::unsigned();
+    let mut kept = TcpStream::connect(server.addr).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(server.get("/health").status, 200);
+    server.stop();
+    // Binding the port, not connecting to it: a connection would wake the loop itself.
+    let stopped = std::time::Instant::now();
+    let rebound = loop {
+        match std::net::TcpListener::bind(server.addr) {
+            Ok(listener) => break listener,
+            Err(_) if stopped.elapsed() < Duration::from_secs(2) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => panic!("the port is still taken 2 s after the stop: {error}"),
+        }
+    };
+    assert!(
+        stopped.elapsed() < Duration::from_millis(500),
+        "{stopped:?}"
+    );
+    drop(rebound);
+    let refused = TcpStream::connect(server.addr).expect_err("nothing listens");
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{refused}"
+    );
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = [0u8; 12];
+    std::io::Read::read_exact(&mut kept, &mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+}

@@ -122,6 +122,11 @@ impl TestServer {
     pub fn get(&self, path: &str) -> Answer {
         get(&self.url(path))
     }
+
+    /// Stops the server as a stop signal would.
+    pub fn stop(&self) {
+        self.stopper.stop();
+    }
 }
 
 impl Drop for TestServer {
