@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI for the platforms beyond the build machine (called at the end of .ci/run):
-#   (a) the crate builds for aarch64-apple-darwin with warnings as errors (clippy, via zig);
+#   (a) clippy, warnings as errors, for aarch64-apple-darwin (zig compiles ring's C for it);
 #   (b) the static x86_64-unknown-linux-musl binary, alone in an empty root (chroot: no
 #       /etc, no /proc, no time-zone database), answers sipgate's signed capture with the
 #       XML of a rule that needs TIMEZONE=America/New_York;
@@ -55,9 +55,10 @@ install_tools() {
 
 # --- (a) macOS ------------------------------------------------------------------------
 macos_clippy() {
-  # Lints as CI holds them for Linux, for the code macOS compiles (its own cfg branches).
-  # Not --all-targets: the tests start Linux tools (nginx, kill) and need not build there.
-  cargo-zigbuild clippy --locked --target aarch64-apple-darwin -- -D warnings
+  # The lints CI holds Linux to, over the code macOS compiles: the portable platform
+  # module, and every cfg branch of the tests and examples. (cargo-zigbuild's clippy is
+  # `cargo-zigbuild clippy`; `cargo zigbuild` only builds.)
+  cargo-zigbuild clippy --locked --all-targets --target aarch64-apple-darwin -- -D warnings
 }
 
 # --- the signed capture ---------------------------------------------------------------
