@@ -12,9 +12,8 @@
 # zig links every target, so one Linux machine builds them all, macOS included. Missing
 # rustup targets, cargo-zigbuild and zig are installed (rustup, pip); a tool that cannot be
 # installed stops the script with its name. The Linux binaries are checked to be static.
-# CARGO_TARGET_DIR is respected; CARGO_PROFILE_RELEASE_* variables change the profile, and
-# DIST_DIR puts the output elsewhere than dist/ (CI does both, so its quicker build never
-# replaces a release archive; see .ci/platforms.sh).
+# CARGO_TARGET_DIR is respected, and DIST_DIR puts the output elsewhere than dist/ (CI
+# does, see .ci/platforms.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,16 +84,39 @@ target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
 # The files' time in the archives: SOURCE_DATE_EPOCH, else the last commit's.
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
+# rustc asks Xcode's xcrun for the macOS SDK to hand to the linker, and warns when there is
+# none; zig links against the macOS stubs it bundles and needs no SDK. An existing
+# directory in SDKROOT is taken as the SDK without asking, so an empty one keeps the build
+# free of that warning. An SDKROOT of your own is kept.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+sdk_stand_in=""
+if [ -z "${SDKROOT:-}" ] && ! command -v xcrun >/dev/null 2>&1; then
+  sdk_stand_in="$work/no-sdk"
+  mkdir "$sdk_stand_in"
+fi
+
 dist=${DIST_DIR:-dist}
 mkdir -p "$dist"
 for target in "${targets[@]}"; do
   echo "dist.sh: building $target" >&2
   started=$SECONDS
-  cargo zigbuild --release --locked --target "$target" ||
+  build_env=()
+  case "$target" in
+    *-apple-darwin) [ -z "$sdk_stand_in" ] || build_env=("SDKROOT=$sdk_stand_in") ;;
+  esac
+  env "${build_env[@]}" cargo zigbuild --release --locked --target "$target" ||
     fail "cargo zigbuild --release --locked --target $target failed (see above)"
   echo "dist.sh: built $target in $((SECONDS - started)) s" >&2
   binary="$target_dir/$target/release/$NAME"
   [ -f "$binary" ] || fail "the build left no binary at $binary"
+
+  # The binary names its target in --version (build.rs); asked where it can run here.
+  if [ "$target" = "$(uname -m)-unknown-linux-musl" ] && [ "$(uname -s)" = Linux ]; then
+    said=$("$binary" --version)
+    [ "$said" = "$NAME $version ($target)" ] ||
+      fail "$binary --version says \"$said\", not \"$NAME $version ($target)\""
+  fi
 
   case "$target" in
     *-linux-*)
@@ -116,7 +138,7 @@ for target in "${targets[@]}"; do
   esac
 
   folder="$NAME-$version-$target"
-  staging=$(mktemp -d)
+  staging="$work/$target"
   mkdir -p "$staging/$folder/examples"
   cp "$binary" README.md LICENSE .env.example "$staging/$folder/"
   cp examples/call-rules.toml "$staging/$folder/examples/"
@@ -124,7 +146,6 @@ for target in "${targets[@]}"; do
   tar --create --file - --directory "$staging" \
     --owner=0 --group=0 --numeric-owner --sort=name --mtime="@$epoch" "$folder" |
     gzip --no-name --best >"$dist/$folder.tar.gz"
-  rm -rf "$staging"
   echo "dist.sh: $dist/$folder.tar.gz ($(wc -c <"$dist/$folder.tar.gz") bytes)" >&2
 done
 
