@@ -85,15 +85,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A rule that fits only when TIMEZONE is read: the window holds New York's hour now
-# (UTC-5 in winter, UTC-4 in summer) with an hour to spare either side, and neither the
-# hour in UTC nor in the default Europe/Berlin. The date is read in UTC, so the host needs
-# no time-zone database.
+# A rule that fits only when TIMEZONE is read: the window, UTC-6 to UTC-2 of this hour,
+# holds New York's time now (UTC-5 in winter, UTC-4 in summer) with at least an hour to
+# spare either side, and neither the time in UTC nor in the default Europe/Berlin (UTC+1,
+# UTC+2). The date is read in UTC, so the host needs no time-zone database.
 write_rules() {
   local utc_hour from to
   utc_hour=$((10#$(date -u +%H)))
   from=$(((utc_hour + 24 - 6) % 24))
-  to=$(((utc_hour + 24 - 3) % 24))
+  to=$(((utc_hour + 24 - 2) % 24))
   printf '[[rule]]\nname = "New York hours"\nmatch = { to = "4928559389086", hours = "%02d:00-%02d:00" }\nanswer = { reject = "busy" }\n' \
     "$from" "$to" >"$1"
 }
