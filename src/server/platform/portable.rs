@@ -88,6 +88,20 @@ impl AcceptedSockets {
         let Some(descriptors) = &self.descriptors else {
             return;
         };
+        let give = |number| self.give_timeouts(descriptors, number).unwrap_or(false);
+        // An accept takes the lowest free numbers: while no connection has closed since the
+        // last look, those are the lowest ones not known to be open, and nothing needs
+        // listing. With thousands of connections open, listing them at every accept
+        // would make accepting the slow part.
+        let guesses = lowest_unknown(&self.known);
+        if let Some(found) = guesses.iter().position(|&number| give(number)) {
+            for number in &guesses[..=found] {
+                if let Err(at) = self.known.binary_search(number) {
+                    self.known.insert(at, *number);
+                }
+            }
+            return;
+        }
         let open = match open_descriptors() {
             Ok(open) => open,
             Err(error) => {
@@ -95,19 +109,15 @@ impl AcceptedSockets {
                 return;
             }
         };
-        let give = |number| self.give_timeouts(descriptors, number).unwrap_or(false);
-        let fresh = open
+        // One socket per accept: the first found is the one. Numbers freed by connections
+        // that closed since the last look are reused, and those of the latest connections
+        // are usually the highest, so the search starts at the top.
+        let found = open
             .iter()
-            .filter(|number| self.known.binary_search(number).is_err());
-        let mut found = false;
-        for &number in fresh {
-            found |= give(number);
-        }
-        if !found {
-            for &number in &open {
-                found |= give(number);
-            }
-        }
+            .rev()
+            .filter(|number| self.known.binary_search(number).is_err())
+            .any(|&number| give(number))
+            || open.iter().rev().any(|&number| give(number));
         if !found {
             log::debug!("found no socket without timeouts after an accept");
         }
@@ -119,10 +129,11 @@ impl AcceptedSockets {
     /// own client connections, if it has any, as they are.
     fn give_timeouts(&self, descriptors: &Descriptors, number: RawFd) -> io::Result<bool> {
         let socket = Socket::from(descriptors.copy(number)?);
-        if socket.r#type()? != Type::STREAM
+        // Most descriptors are connections given their timeouts before: asked first.
+        if socket.read_timeout()?.is_some()
+            || socket.r#type()? != Type::STREAM
             || socket.peer_addr()?.as_socket().is_none()
             || !self.is_listening_address(socket.local_addr()?.as_socket())
-            || socket.read_timeout()?.is_some()
         {
             return Ok(false);
         }
@@ -138,6 +149,24 @@ impl AcceptedSockets {
                 && (self.listening_on.ip().is_unspecified() || local.ip() == self.listening_on.ip())
         })
     }
+}
+
+/// The two lowest descriptor numbers missing from `known` (sorted): where an accept puts
+/// its socket and tiny_http's copy of it, if no number has been freed meanwhile.
+fn lowest_unknown(known: &[RawFd]) -> [RawFd; 2] {
+    let mut found = [0; 2];
+    let mut taken = 0;
+    let mut candidate: RawFd = 0;
+    let mut numbers = known.iter().peekable();
+    while taken < found.len() {
+        while numbers.next_if(|&&number| number < candidate).is_some() {}
+        if numbers.next_if_eq(&&candidate).is_none() {
+            found[taken] = candidate;
+            taken += 1;
+        }
+        candidate += 1;
+    }
+    found
 }
 
 /// The numbers of this process's open descriptors, sorted.
@@ -159,6 +188,14 @@ mod tests {
     use socket2::SockRef;
 
     use super::*;
+
+    #[test]
+    fn the_lowest_unknown_numbers_fill_gaps_first() {
+        assert_eq!(lowest_unknown(&[]), [0, 1]);
+        assert_eq!(lowest_unknown(&[0, 1, 2]), [3, 4]);
+        assert_eq!(lowest_unknown(&[0, 1, 3, 5]), [2, 4]);
+        assert_eq!(lowest_unknown(&[1, 2, 3]), [0, 4]);
+    }
 
     /// Each accepted socket gets the timeouts, also when its descriptors take the numbers
     /// of a connection closed since the last accept; a socket with timeouts of its own,
