@@ -32,12 +32,14 @@ timed() {
 install_tools() {
   local target
   for target in aarch64-apple-darwin x86_64-unknown-linux-musl; do
-    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+    rustup target list --installed | grep -qx "$target" ||
+      rustup target add "$target" || fail "rustup target add $target failed"
   done
   # cargo-zigbuild runs zig from PATH or from the ziglang Python package; both on PyPI.
   if ! command -v cargo-zigbuild >/dev/null 2>&1 ||
     ! { command -v zig >/dev/null 2>&1 || python3 -c 'import ziglang' >/dev/null 2>&1; }; then
-    python3 -m pip install --quiet ziglang cargo-zigbuild
+    python3 -m pip install --quiet ziglang cargo-zigbuild ||
+      fail "python3 -m pip install ziglang cargo-zigbuild failed (see above)"
     hash -r
     command -v cargo-zigbuild >/dev/null 2>&1 ||
       fail "cargo-zigbuild installed by pip is not on PATH"
@@ -48,8 +50,9 @@ install_tools() {
   command -v chroot >/dev/null 2>&1 || packages+=(coreutils)
   command -v readelf >/dev/null 2>&1 || packages+=(binutils)
   if [ "${#packages[@]}" -gt 0 ]; then
-    $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"
+    $sudo apt-get update -qq || fail "apt-get update failed"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" ||
+      fail "apt-get install ${packages[*]} failed"
   fi
 }
 

@@ -68,7 +68,7 @@ if ! command -v cargo-zigbuild >/dev/null 2>&1 || ! have_zig; then
     fail "cargo-zigbuild and zig are missing, and python3 to install them with pip; install python3 and pip, or cargo-zigbuild (cargo install --locked cargo-zigbuild) and zig (https://ziglang.org/download/)"
   echo "dist.sh: installing cargo-zigbuild and zig: python3 -m pip install ziglang cargo-zigbuild" >&2
   python3 -m pip install --quiet ziglang cargo-zigbuild ||
-    fail "python3 -m pip install ziglang cargo-zigbuild failed; install cargo-zigbuild and zig by hand"
+    fail "python3 -m pip install ziglang cargo-zigbuild failed (see above; a system Python may refuse it, PEP 668); install both in a virtual environment on PATH (python3 -m venv DIR && DIR/bin/pip install ziglang cargo-zigbuild), or cargo-zigbuild with cargo install --locked cargo-zigbuild and zig from https://ziglang.org/download/"
   hash -r
   command -v cargo-zigbuild >/dev/null 2>&1 ||
     fail "cargo-zigbuild was installed but is not on PATH; add pip's script directory (python3 -m site --user-base, then /bin) to PATH"
