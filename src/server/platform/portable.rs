@@ -45,10 +45,9 @@ pub(in crate::server) fn blocked_in(_thread_id: u32) -> Blocked {
 ///
 /// tiny_http accepts the connection and keeps the socket to itself, so the socket is
 /// found among the process's descriptors: a TCP connection to the listening address
-/// without timeouts. An
-/// accept opens two descriptors for it (tiny_http duplicates it), so one of their numbers
-/// is new since the last accept, unless both reuse numbers of connections closed
-/// meanwhile; then every descriptor is looked at.
+/// without timeouts. It is looked for where the accept most likely put it first (see
+/// [`AcceptedSockets::prepare_new`]), then among the numbers that are new since the last
+/// look, then among all.
 pub(in crate::server) struct AcceptedSockets {
     descriptors: Option<Descriptors>,
     listening_on: SocketAddr,
