@@ -2,7 +2,7 @@
 //! it answered `200`. A container's `HEALTHCHECK` runs it, as the image has no shell and no
 //! curl to ask with.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -36,15 +36,11 @@ pub fn url(listen: SocketAddr, path_prefix: &str) -> Result<String, String> {
             "LISTEN_ADDR {listen} lets the system pick the port, so there is no fixed port to ask; set LISTEN_ADDR to the server's port, such as 127.0.0.1:8080"
         ));
     }
-    // A server listening on every interface is reached over the loopback: the wildcard
-    // address is not one a connection can go to everywhere.
-    let ip = match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    let host = SocketAddr::new(ip, listen.port());
-    Ok(format!("http://{host}{path_prefix}{}", paths::HEALTH))
+    Ok(format!(
+        "http://{}{path_prefix}{}",
+        crate::server::reachable(listen),
+        paths::HEALTH
+    ))
 }
 
 /// Asks the server `config` describes for `/health`.

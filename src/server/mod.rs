@@ -25,7 +25,7 @@ mod reply;
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
@@ -224,14 +224,16 @@ impl Stopper {
     }
 }
 
-/// The address a connection from this machine reaches a listener on `local_addr` at.
-fn reachable(local_addr: SocketAddr) -> SocketAddr {
-    let ip = match local_addr.ip() {
+/// The address a connection from this machine reaches a listener on `listen` at: the
+/// loopback for a listener on every interface (0.0.0.0, [::]), which is no address a
+/// connection can go to everywhere.
+pub fn reachable(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
         ip if !ip.is_unspecified() => ip,
-        std::net::IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-        std::net::IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
     };
-    SocketAddr::new(ip, local_addr.port())
+    SocketAddr::new(ip, listen.port())
 }
 
 /// After a stop, requests are let in until none has come for this long. Requests whose
