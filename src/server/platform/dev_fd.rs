@@ -3,6 +3,8 @@
 //! the number noted, and `open1` in `bsd/vfs/vfs_syscalls.c` then duplicates it with
 //! `dupfdopen`, as long as the access asked for is the descriptor's own).
 
+#![cfg(not(target_os = "linux"))]
+
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};

@@ -1,6 +1,8 @@
 //! The Linux path: threads told apart by the system call they are blocked in, trickling
 //! clients cut, and the listener's timeouts passed on to accepted sockets by the kernel.
 
+#![cfg(target_os = "linux")]
+
 use std::os::fd::RawFd;
 
 use super::{Blocked, Descriptors};

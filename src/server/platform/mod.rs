@@ -20,11 +20,10 @@
 //! the code macOS runs. Only copying a descriptor by number stays Linux's own there:
 //! macOS does it by opening `/dev/fd/N`, which Linux refuses for sockets.
 
-#[cfg(not(target_os = "linux"))]
+// Each of these files also says in its first line which systems it is for.
 mod dev_fd;
-#[cfg(all(target_os = "linux", not(feature = "portable")))]
+#[cfg(not(feature = "portable"))]
 mod linux;
-#[cfg(target_os = "linux")]
 mod pidfd;
 #[cfg(any(not(target_os = "linux"), feature = "portable"))]
 mod portable;

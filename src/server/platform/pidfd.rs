@@ -1,5 +1,7 @@
 //! Copies of this process's descriptors by number, on Linux: `pidfd_getfd` (Linux 5.6).
 
+#![cfg(target_os = "linux")]
+
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
