@@ -14,9 +14,10 @@ use std::time::{Instant, SystemTime};
 mod timing;
 use timing::time;
 
-use sipgateio_callevents::config::Config;
-use sipgateio_callevents::output::EventFormat;
-use sipgateio_callevents::router::{App, Incoming, Method};
+use sipgateio_callevents::app::App;
+use sipgateio_callevents::config::{Config, EventFormat};
+use sipgateio_callevents::exchange::{Incoming, Method};
+use sipgateio_callevents::output::event_line;
 
 const TARGETS: [(&str, &[u8]); 2] = [
     (
@@ -64,7 +65,7 @@ fn main() {
             black_box(app.route(black_box(&request)));
         });
         let line = time(iterations, || {
-            black_box(EventFormat::Text.line(black_box(accepted)));
+            black_box(event_line(EventFormat::Text, black_box(accepted)));
         });
         println!(
             "{path}: route {:.2} µs, event line {:.2} µs",

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::router::paths;
+use crate::routes;
 
 /// How long the whole request may take. The server answers `/health` from memory in well
 /// under a millisecond; a server that cannot do so in this time is not healthy, and a
@@ -39,7 +39,7 @@ pub fn url(listen: SocketAddr, path_prefix: &str) -> Result<String, String> {
     Ok(format!(
         "http://{}{path_prefix}{}",
         crate::server::reachable(listen),
-        paths::HEALTH
+        routes::HEALTH
     ))
 }
 

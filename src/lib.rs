@@ -5,14 +5,16 @@
 //! map of the modules.
 
 pub mod answer;
+pub mod app;
 pub mod calls;
 pub mod config;
 pub mod event;
+pub mod exchange;
 pub mod form;
 pub mod health;
 pub mod metrics;
 pub mod output;
-pub mod router;
+pub mod routes;
 pub mod rules;
 pub mod server;
 pub mod signature;

@@ -7,14 +7,13 @@ use std::time::Duration;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use sipgateio_callevents::app::App;
 use sipgateio_callevents::config::{Config, VARIABLES, default_of};
 use sipgateio_callevents::health;
-use sipgateio_callevents::metrics::Metrics;
 use sipgateio_callevents::output::EventSink;
-use sipgateio_callevents::router::{App, paths};
-use sipgateio_callevents::rules::{Rules, commands};
+use sipgateio_callevents::routes;
+use sipgateio_callevents::rules::commands;
 use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
-use sipgateio_callevents::signature::Verifier;
 use sipgateio_callevents::simulate;
 use sipgateio_callevents::warnings;
 
@@ -99,17 +98,6 @@ fn run() -> Result<(), Failure> {
         env_logger::Env::default().default_filter_or(default_of("RUST_LOG")),
     )
     .init();
-    let verifier = if config.skip_signature_verification {
-        log::warn!(
-            "SKIP_SIGNATURE_VERIFICATION is on: anyone who finds the URL can send fake call events; use this for local testing only"
-        );
-        None
-    } else if let Some(path) = &config.public_key_file {
-        Some(Verifier::from_pem_file(path).map_err(Failure::usage)?)
-    } else {
-        Some(Verifier::sipgate())
-    };
-
     for retired in &config.retired_settings {
         log::warn!(
             "{} is set but no longer used: {}",
@@ -118,26 +106,11 @@ fn run() -> Result<(), Failure> {
         );
     }
 
-    let mut app = App::new(&config, verifier);
-    if let Some(path) = &config.call_rules_file {
-        let rules = Rules::load(path, &config.webhook_url).map_err(Failure::usage)?;
-        log::info!(
-            "answering calls by {} in {} (SIGHUP reloads it)",
-            rules.summary(),
-            path.display()
-        );
-        app = app.with_rules(path.clone(), rules);
-    }
-    let mut options = ServerOptions::new(&config);
-    if config.metrics {
-        let metrics = Arc::new(Metrics::new(std::time::SystemTime::now()));
-        app = app.with_metrics(Arc::clone(&metrics));
-        options.metrics = Some(metrics);
-        log::info!(
-            "serving metrics at {}; keep that path off the public side (docs/operations.md)",
-            config.webhook_url.callback(paths::METRICS)
-        );
-    }
+    let app = App::from_config(&config).map_err(Failure::usage)?;
+    let options = ServerOptions {
+        metrics: app.metrics(),
+        ..ServerOptions::new(&config)
+    };
     if let Some(warning) = warnings::plain_http(&config.webhook_url) {
         log::warn!("{warning}");
     }
@@ -162,7 +135,7 @@ fn run() -> Result<(), Failure> {
         "listening on {} for up to {} connections at once; set the sipgate console's webhook URL to {}",
         server.local_addr(),
         server.max_connections(),
-        config.webhook_url.callback(paths::NEW_CALL)
+        config.webhook_url.callback(routes::NEW_CALL)
     );
 
     let served = server.wait(SHUTDOWN_GRACE);

@@ -21,10 +21,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::event::{CallEvent, HangupCause};
-use crate::router::{AnsweredBy, Reply};
-
-/// The media type of the page: the OpenMetrics text format, which Prometheus reads.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+use crate::exchange::{AnsweredBy, Reply};
 
 /// Answer-time buckets, in seconds: fine below a millisecond, where this server answers,
 /// and up to sipgate's 10-second limit, past which the answer is lost.

@@ -1,4 +1,4 @@
-//! `router::App::route` with arbitrary method, path, Content-Type, signature and body, with
+//! `app::App::route` with arbitrary method, path, Content-Type, signature and body, with
 //! verification on and off, at the root and under a path prefix.
 //!
 //! Input: one flag byte, then `path \n content-type \n signature \n body` (missing pieces
@@ -16,8 +16,8 @@ use std::time::{Instant, SystemTime};
 use libfuzzer_sys::fuzz_target;
 use sipgateio_callevents::config::Config;
 use sipgateio_callevents::event::EventKind;
-use sipgateio_callevents::router::{App, ContentType, Incoming, Method};
-use sipgateio_callevents::signature::Verifier;
+use sipgateio_callevents::app::App;
+use sipgateio_callevents::exchange::{ContentType, Incoming, Method};
 
 const SIGNED_BODY: &[u8] = include_bytes!("../../tests/fixtures/18-signed-real-capture.form");
 
@@ -35,7 +35,7 @@ fn variant(url: &str, prefix: &'static str, verifying: bool) -> Variant {
     })
     .expect("a valid test configuration");
     Variant {
-        app: App::new(&config, verifying.then(Verifier::sipgate)),
+        app: App::from_config(&config).expect("no key or rules file to read"),
         prefix,
         verifying,
     }

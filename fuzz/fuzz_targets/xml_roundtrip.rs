@@ -13,7 +13,7 @@
 use libfuzzer_sys::fuzz_target;
 use sipgateio_callevents::answer::{Action, Gather, Play, Response, Url};
 use sipgateio_callevents::config::WebhookUrl;
-use sipgateio_callevents::router::paths;
+use sipgateio_callevents::routes;
 use sipgateio_callevents::simulate::xml_reader::parse_document;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,8 +25,8 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         (
-            url.callback(paths::ON_ANSWER),
-            url.callback(paths::ON_HANGUP),
+            url.callback(routes::ON_ANSWER),
+            url.callback(routes::ON_HANGUP),
         )
     } else {
         let mut values = rest.splitn(2, |&b| b == 0xFF);

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
-use crate::output::EventFormat;
-
+mod event_format;
 mod webhook_url;
 
+pub use event_format::EventFormat;
 pub use webhook_url::WebhookUrl;
 
 /// Every setting the server runs with, validated.

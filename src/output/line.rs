@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::calls::CallSummary;
 use crate::event::{CallEvent, Direction, HangupCause};
-use crate::router::{Accepted, AnsweredBy};
+use crate::exchange::{Accepted, AnsweredBy};
 
 pub(super) fn text(accepted: &Accepted) -> String {
     // Room for a typical line, so the formatting does not regrow it.
@@ -238,8 +238,9 @@ impl fmt::Display for CallEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::EventFormat;
     use crate::event::EventKind;
-    use crate::output::EventFormat;
+    use crate::output::event_line;
     use crate::output::tests::accepted;
 
     #[test]
@@ -254,26 +255,35 @@ mod tests {
             talked: None,
         };
         assert_eq!(
-            EventFormat::Text.line(&accepted(EventKind::Hangup, body, Some(answered))),
+            event_line(
+                EventFormat::Text,
+                &accepted(EventKind::Hangup, body, Some(answered))
+            ),
             "The call has been hung up, cause normalClearing, callId x, rang 4.0 s, talked 66.0 s"
         );
         assert_eq!(
-            EventFormat::Text.line(&accepted(EventKind::Hangup, body, Some(never))),
+            event_line(
+                EventFormat::Text,
+                &accepted(EventKind::Hangup, body, Some(never))
+            ),
             "The call has been hung up, cause normalClearing, callId x, rang 12.5 s, never answered"
         );
         assert_eq!(
-            EventFormat::Text.line(&accepted(EventKind::Hangup, body, None)),
+            event_line(EventFormat::Text, &accepted(EventKind::Hangup, body, None)),
             "The call has been hung up, cause normalClearing, callId x"
         );
     }
 
     #[test]
     fn json_lines_have_every_field_with_sipgate_names() {
-        let line = EventFormat::Json.line(&accepted(
-            EventKind::NewCall,
-            "event=newCall&direction=in&from=0049&to=492&callId=c&user%5B%5D=A+B&user%5B%5D=&userId%5B%5D=w0",
-            None,
-        ));
+        let line = event_line(
+            EventFormat::Json,
+            &accepted(
+                EventKind::NewCall,
+                "event=newCall&direction=in&from=0049&to=492&callId=c&user%5B%5D=A+B&user%5B%5D=&userId%5B%5D=w0",
+                None,
+            ),
+        );
         assert_eq!(
             line,
             r#"{"event":"newCall","callId":"c","from":"0049","to":"492","direction":"in","user":["A B",""],"userId":["w0"],"receivedAt":"2026-11-18T11:06:40.123Z"}"#
@@ -282,16 +292,18 @@ mod tests {
             rang: Duration::from_millis(4_000),
             talked: Some(Duration::from_millis(1_250)),
         };
-        let line = EventFormat::Json.line(&accepted(
-            EventKind::Hangup,
-            "callId=c&cause=busy",
-            Some(summary),
-        ));
+        let line = event_line(
+            EventFormat::Json,
+            &accepted(EventKind::Hangup, "callId=c&cause=busy", Some(summary)),
+        );
         assert_eq!(
             line,
             r#"{"event":"hangup","callId":"c","cause":"busy","receivedAt":"2026-11-18T11:06:40.123Z","answered":true,"ringSeconds":4.0,"talkSeconds":1.25}"#
         );
-        let line = EventFormat::Json.line(&accepted(EventKind::Dtmf, "callId=c&dtmf=007", None));
+        let line = event_line(
+            EventFormat::Json,
+            &accepted(EventKind::Dtmf, "callId=c&dtmf=007", None),
+        );
         assert_eq!(
             line,
             r#"{"event":"dtmf","callId":"c","dtmf":"007","receivedAt":"2026-11-18T11:06:40.123Z"}"#
@@ -301,7 +313,7 @@ mod tests {
     #[test]
     fn hostile_names_give_valid_json_on_one_line() {
         let body = "from=1&to=2&callId=%22%5C%0A%00%1F&user%5B%5D=%22quoted%22+%5Cback%5Cslash%0D%0Anext&user%5B%5D=%FF%FEbad%C3";
-        let line = EventFormat::Json.line(&accepted(EventKind::NewCall, body, None));
+        let line = event_line(EventFormat::Json, &accepted(EventKind::NewCall, body, None));
         assert!(!line.contains('\n'));
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["callId"], "\"\\\n\u{0}\u{1f}");

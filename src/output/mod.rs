@@ -8,9 +8,8 @@
 //! while the writer is merely behind (busy cores), the line goes to the error log on
 //! stderr instead, so an event is never lost without a trace.
 
-use std::str::FromStr;
-
-use crate::router::Accepted;
+use crate::config::EventFormat;
+use crate::exchange::Accepted;
 
 mod line;
 mod sink;
@@ -18,35 +17,11 @@ mod sink;
 pub use line::Printable;
 pub use sink::EventSink;
 
-/// How event lines are written (`EVENT_FORMAT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EventFormat {
-    /// A sentence per event, for a person watching a terminal.
-    #[default]
-    Text,
-    /// One JSON object per line, for `jq`, log shippers and scripts.
-    Json,
-}
-
-impl FromStr for EventFormat {
-    type Err = ();
-
-    fn from_str(value: &str) -> Result<EventFormat, ()> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "text" => Ok(EventFormat::Text),
-            "json" => Ok(EventFormat::Json),
-            _ => Err(()),
-        }
-    }
-}
-
-impl EventFormat {
-    /// The line for `accepted`, without the newline.
-    pub fn line(self, accepted: &Accepted) -> String {
-        match self {
-            EventFormat::Text => line::text(accepted),
-            EventFormat::Json => line::json(accepted),
-        }
+/// The line for `accepted` in `format`, without the newline.
+pub fn event_line(format: EventFormat, accepted: &Accepted) -> String {
+    match format {
+        EventFormat::Text => line::text(accepted),
+        EventFormat::Json => line::json(accepted),
     }
 }
 
@@ -66,12 +41,5 @@ pub(crate) mod tests {
             summary,
             answered_by: None,
         }
-    }
-
-    #[test]
-    fn format_names_parse_in_any_case() {
-        assert_eq!("JSON".parse(), Ok(EventFormat::Json));
-        assert_eq!(" text ".parse(), Ok(EventFormat::Text));
-        assert_eq!("yaml".parse::<EventFormat>(), Err(()));
     }
 }

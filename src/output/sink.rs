@@ -6,17 +6,18 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::EventFormat;
-use crate::router::Accepted;
+use super::event_line;
+use crate::config::EventFormat;
+use crate::exchange::Accepted;
 
-/// Bytes of lines that may wait for a slow stdout before further ones go to the error log
-/// (about 2,500 sipgate-sized lines). Bounded in bytes, not lines, because a line is as
+/// Bytes of lines that may wait for a slow stdout before further ones go to the error log.
+/// Bounded in bytes, not lines, because a line is as
 /// long as the fields a request sends; the queue and the batch being written are the
 /// largest memory a burst of load can take here.
 const QUEUE_BYTES: usize = 256 * 1024;
 
 /// How long a handler waits for room in a full queue while the writer is behind but not
-/// blocked on stdout: with many connection threads keeping both cores busy, the writer may
+/// blocked on stdout: with many connection threads keeping every core busy, the writer may
 /// not run for a while, and slowing one client down keeps the line on stdout. sipgate waits
 /// 10 s for an answer.
 const WAIT_FOR_WRITER: Duration = Duration::from_millis(500);
@@ -31,8 +32,8 @@ const GATHER_FOR: Duration = Duration::from_millis(1);
 /// by the writer (the first by `EventSink::new`), never by a handler: glibc grows a buffer
 /// in the malloc arena it came from, so a queue that a handler's line pushes past its room
 /// grows and is later freed in the writer's arena. Allocated by whichever connection
-/// thread pushed first, the large buffers of a writer that fell behind were freed in up to
-/// 16 arenas, each keeping its pages (BENCHMARKS.md, "Memory"). A buffer that grew
+/// thread pushed first, the large buffers of a writer that fell behind were freed in many
+/// arenas, each keeping its pages (BENCHMARKS.md, "Memory"). A buffer that grew
 /// beyond this while stdout was slow is freed after the write.
 const BUFFER_BYTES: usize = 64 * 1024;
 
@@ -106,7 +107,7 @@ impl EventSink {
 
     /// Hands the event's line to the writer thread; never waits for stdout.
     pub fn emit(&self, accepted: &Accepted) {
-        let line = self.format.line(accepted);
+        let line = event_line(self.format, accepted);
         if let Some(stalled) = self.shared.stalled_for() {
             log::error!(
                 "could not write the event line to stdout (a write has been blocked for {:.1} s: nobody is reading it); the event was: {line}",

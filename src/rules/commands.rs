@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::{Decision, Rules};
 use crate::config::Config;
 use crate::event::{Direction, NewCall};
-use crate::router::subscription;
+use crate::routes::subscription;
 
 /// `check-rules [FILE]`: the rules as understood, or the first problem (`FILE:LINE: …`).
 ///

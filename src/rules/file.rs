@@ -11,11 +11,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::hours::Hours;
-use super::{Answer, Conditions, Menu, NumberPattern, Rule, RuleRef, Rules};
+use super::{Answer, Conditions, Menu, NumberPattern, Rule, Rules};
 use crate::answer::{Action, AnswerError, Dial, Gather, Number, Play, RejectReason, Response, Url};
 use crate::config::WebhookUrl;
 use crate::event::Direction;
-use crate::router::{paths, subscription};
+use crate::exchange::RuleRef;
+use crate::routes::{self, subscription};
 
 /// A rules file that cannot be used: `FILE:LINE: problem`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,7 +263,7 @@ impl Builder<'_> {
         let on_data = Url::new(
             &self
                 .webhook
-                .callback_with(paths::ON_DTMF, &format!("menu={name}")),
+                .callback_with(routes::ON_DTMF, &format!("menu={name}")),
         )
         .expect("WEBHOOK_URL is an absolute URL");
         let mut gather = Gather::new(on_data);

@@ -17,6 +17,7 @@ use jiff::tz::TimeZone;
 use crate::answer::Number;
 use crate::config::WebhookUrl;
 use crate::event::{Direction, NewCall};
+use crate::exchange::RuleRef;
 
 pub mod commands;
 mod file;
@@ -114,22 +115,6 @@ impl fmt::Display for NumberPattern {
             NumberPattern::Anonymous => f.write_str("anonymous"),
             NumberPattern::Exact(number) => number.fmt(f),
             NumberPattern::Prefix(prefix) => write!(f, "{prefix}*"),
-        }
-    }
-}
-
-/// Which rule: its place in the file (1 for the first) and its `name`, if it has one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleRef {
-    pub number: usize,
-    pub name: Option<String>,
-}
-
-impl fmt::Display for RuleRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "{name:?}"),
-            None => write!(f, "rule {}", self.number),
         }
     }
 }

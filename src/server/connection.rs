@@ -36,9 +36,9 @@ use super::body;
 use super::platform::{self, Blocked, Descriptors};
 use super::reply::{log_reply, method_of, respond};
 use super::{ServeError, Shared};
-use crate::router::{Incoming, Reply};
+use crate::exchange::{Incoming, Reply};
 
-/// A connection thread's stack. Handling a request (tiny_http's parser, the router, the
+/// A connection thread's stack. Handling a request (tiny_http's parser, the app, the
 /// RSA check, the event line) needs a small part of it; threads stuck in tiny_http keep
 /// theirs for the life of the process, so it is kept small.
 const STACK_SIZE: usize = 256 * 1024;

@@ -53,7 +53,7 @@ pub(super) struct Bound {
 }
 
 /// Connections waiting to be accepted: as many as the kernel allows (it caps the value at
-/// `net.core.somaxconn`, 4096 by default since Linux 5.4). When the queue is full, a new
+/// `net.core.somaxconn`; docs/limits.md has its default). When the queue is full, a new
 /// connection's SYN is dropped and the client sends it again only after 1 s, then 3 s, so
 /// a burst of connections larger than the queue waits seconds for nothing; and while
 /// `MAX_CONNECTIONS` are open, connections wait here instead of being refused.

@@ -11,7 +11,7 @@
 //! - [`accept`] runs the accept loop: it survives running out of descriptors or threads,
 //!   and stops accepting while `MAX_CONNECTIONS` are open.
 //! - [`connection`] serves one connection on its own thread: the next request from
-//!   tiny_http, its body, the router, the event line, the answer, in order. It also keeps
+//!   tiny_http, its body, the app, the event line, the answer, in order. It also keeps
 //!   count of threads that tiny_http never gives back.
 //! - [`body`] reads a request body within `MAX_BODY_BYTES`; [`reply`] writes answers.
 //! - [`platform`] holds what differs between Linux and other systems, and only that.
@@ -33,13 +33,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::exchange::{Incoming, Reply};
 use crate::metrics::{Metrics, Sampled};
 use crate::output::EventSink;
-use crate::router::{Incoming, Reply};
 
 pub use listener::BindError;
 
-/// What answers requests: the app's router, or a stand-in in tests.
+/// What answers requests: the app's `route`, or a stand-in in tests.
 pub type Handler = dyn Fn(&Incoming<'_>) -> Reply + Send + Sync;
 
 /// The settings the HTTP side needs.

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use tiny_http::{Header, Headers, Request, Response, StatusCode};
 
-use crate::router::{ContentType, Method, Reply};
+use crate::exchange::{ContentType, Method, Reply};
 
 /// Reply headers built once: tiny_http parses and validates each header it is given.
 pub(super) struct ReplyHeaders {

@@ -310,7 +310,7 @@ fn parse_url(text: &str) -> Result<WebhookUrl, Error> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::router::paths;
+    use crate::routes;
 
     fn args(list: &[&str]) -> Result<Command, Error> {
         parse_args(list.iter().map(|arg| (*arg).to_owned()))
@@ -333,7 +333,7 @@ pub(crate) mod tests {
     fn defaults_play_an_incoming_call_against_localhost() {
         let options = options(&[]);
         assert_eq!(
-            options.url.callback(paths::NEW_CALL),
+            options.url.callback(routes::NEW_CALL),
             "http://localhost:8080/new-call"
         );
         assert_eq!(options.direction, Direction::In);
@@ -361,7 +361,7 @@ pub(crate) mod tests {
             "5",
         ]);
         assert_eq!(
-            options.url.callback(paths::NEW_CALL),
+            options.url.callback(routes::NEW_CALL),
             "http://127.0.0.1:9000/hooks/new-call?token=a&b=c"
         );
         assert_eq!(options.direction, Direction::Out);

@@ -12,7 +12,7 @@ use super::post::{Step, agent, check_xml_answer, followable, post, print_failed}
 use super::response::{Shown, answering_number, ending_cause, first_gather};
 use crate::answer::Response;
 use crate::event::{Direction, HangupCause};
-use crate::router::paths;
+use crate::routes;
 
 /// Whether sipgate sends `answer` before a hangup with this cause. A forwarded leg is not
 /// answered either: in a real capture (https://github.com/sipgate/sipgate.io/issues/134),
@@ -45,7 +45,7 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
     )?;
     say(out, "")?;
 
-    let new_call_url = options.url.callback(paths::NEW_CALL);
+    let new_call_url = options.url.callback(routes::NEW_CALL);
     let answer = post(
         &agent,
         out,

@@ -219,6 +219,23 @@ fn node_test_vector_passes_the_signature_but_has_no_call_id() {
     assert!(server.lines.all().is_empty());
 }
 
+/// The tests' server is built as the binary builds its app, so `SIPGATE_PUBLIC_KEY_FILE`
+/// replaces sipgate's key there too: sipgate's signed capture fails against another key
+/// and passes against a copy of sipgate's.
+#[test]
+fn a_test_server_checks_signatures_with_the_key_file() {
+    let (body, signature) = signed_capture();
+    let headers = [("X-Sipgate-Signature", signature.as_str())];
+    let key = |name: &str| fixtures_dir().join(name).to_str().unwrap().to_owned();
+    let unrelated = key("unrelated-rsa-2048-pubkey.pem");
+    let other = TestServer::start(&[("SIPGATE_PUBLIC_KEY_FILE", &unrelated)]);
+    let refused = other.post("/new-call", &body, &headers);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let copy = key("sipgate-push-pubkey.pem");
+    let same = TestServer::start(&[("SIPGATE_PUBLIC_KEY_FILE", &copy)]);
+    assert_eq!(same.post("/new-call", &body, &headers).status, 200);
+}
+
 #[test]
 fn real_signed_request_passes_and_every_tampering_fails() {
     let server = TestServer::start(&[]);
@@ -508,7 +525,7 @@ fn a_panicking_handler_answers_500_and_the_server_serves_on() {
             if request.path == "/boom" {
                 panic!("handler bug (expected by this test)");
             }
-            sipgateio_callevents::router::Reply::text(200, "fine")
+            sipgateio_callevents::exchange::Reply::text(200, "fine")
         }),
     );
     for _ in 0..3 {

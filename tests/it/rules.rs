@@ -2,12 +2,10 @@
 //! the binary (start-up checks, SIGHUP, `check-rules`, `answer`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::support::{Binary, TestServer, config, post, run_binary, temp_dir};
-use sipgateio_callevents::router::{App, Incoming};
-use sipgateio_callevents::rules::Rules;
+use crate::support::{Binary, TestServer, post, run_binary, temp_dir};
+use sipgateio_callevents::exchange::Incoming;
 
 const RULES: &str = r#"
 [[rule]]
@@ -69,23 +67,23 @@ fn write_rules(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
-/// A server in this process with `rules`, whose requests all arrive at `at` (Berlin time).
+/// A server in this process with `rules` in its CALL_RULES_FILE, whose requests all
+/// arrive at `at` (Berlin time).
 fn server_at(rules: &str, at: &str) -> TestServer {
-    let config = config(&[
-        ("SKIP_SIGNATURE_VERIFICATION", "true"),
-        ("TIMEZONE", "Europe/Berlin"),
-    ]);
-    let rules = Rules::parse(rules, "rules.toml", &config.webhook_url).unwrap();
-    let app = App::new(&config, None).with_rules(PathBuf::from("rules.toml"), rules);
+    let file = write_rules(&temp_dir("rules-at"), rules);
     let at = berlin(at);
-    TestServer::with_handler(
-        &config,
-        Arc::new(move |request: &Incoming<'_>| {
+    TestServer::start_with(
+        &[
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+            ("TIMEZONE", "Europe/Berlin"),
+            ("CALL_RULES_FILE", file.to_str().unwrap()),
+        ],
+        move |app, request| {
             app.route(&Incoming {
                 received_utc: at,
                 ..*request
             })
-        }),
+        },
     )
 }
 
@@ -203,16 +201,12 @@ fn a_two_level_menu_is_driven_through_on_dtmf() {
 
 #[test]
 fn json_lines_name_the_rule_and_the_menu_option() {
-    let config = config(&[
+    let file = write_rules(&temp_dir("rules-json"), RULES);
+    let server = TestServer::start(&[
         ("SKIP_SIGNATURE_VERIFICATION", "true"),
         ("EVENT_FORMAT", "json"),
+        ("CALL_RULES_FILE", file.to_str().unwrap()),
     ]);
-    let rules = Rules::parse(RULES, "rules.toml", &config.webhook_url).unwrap();
-    let app = App::new(&config, None).with_rules(PathBuf::from("rules.toml"), rules);
-    let server = TestServer::with_handler(
-        &config,
-        Arc::new(move |request: &Incoming<'_>| app.route(request)),
-    );
     server.post_form("/new-call", &new_call("anonymous", "4921100000000"));
     server.post_form("/new-call", &new_call("491701234567", "4930123456"));
     server.post_form("/on-dtmf?menu=main", &dtmf("0"));

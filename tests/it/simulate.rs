@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use sipgateio_callevents::router::{Incoming, Reply};
+use sipgateio_callevents::exchange::{Incoming, Reply};
 
 use crate::support::*;
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sipgateio_callevents::event::EventKind;
-use sipgateio_callevents::router::paths;
+use sipgateio_callevents::routes;
 
 pub use client::*;
 pub use process::*;
@@ -84,10 +84,10 @@ pub fn kind_of(name: &str) -> EventKind {
 /// The route sipgate posts an event of `kind` to.
 pub fn route(kind: EventKind) -> &'static str {
     match kind {
-        EventKind::NewCall => paths::NEW_CALL,
-        EventKind::Answer => paths::ON_ANSWER,
-        EventKind::Hangup => paths::ON_HANGUP,
-        EventKind::Dtmf => paths::ON_DTMF,
+        EventKind::NewCall => routes::NEW_CALL,
+        EventKind::Answer => routes::ON_ANSWER,
+        EventKind::Hangup => routes::ON_HANGUP,
+        EventKind::Dtmf => routes::ON_DTMF,
     }
 }
 

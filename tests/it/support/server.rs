@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::Duration;
 
+use sipgateio_callevents::app::App;
 use sipgateio_callevents::config::Config;
+use sipgateio_callevents::exchange::{Incoming, Reply};
+use sipgateio_callevents::metrics::Metrics;
 use sipgateio_callevents::output::EventSink;
-use sipgateio_callevents::router::{App, Incoming, Reply};
 use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
-use sipgateio_callevents::signature::Verifier;
 
 use super::{Answer, get, post};
 
@@ -67,15 +68,26 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// The app configured by `vars` (as environment variables would be), verification on
-    /// unless `SKIP_SIGNATURE_VERIFICATION` says otherwise.
+    /// The server as the binary runs it with `vars` for its environment: the app from
+    /// [`App::from_config`] (verification on unless `SKIP_SIGNATURE_VERIFICATION` says
+    /// otherwise; rules, key file and metrics as set).
     pub fn start(vars: &[(&str, &str)]) -> TestServer {
+        TestServer::start_with(vars, |app, request| app.route(request))
+    }
+
+    /// [`TestServer::start`], with every request handed to the app through `route`: to
+    /// change what the app sees, such as the time a request came.
+    pub fn start_with(
+        vars: &[(&str, &str)],
+        route: impl Fn(&App, &Incoming<'_>) -> Reply + Send + Sync + 'static,
+    ) -> TestServer {
         let config = config(vars);
-        let verifier = (!config.skip_signature_verification).then(Verifier::sipgate);
-        let app = App::new(&config, verifier);
-        TestServer::with_handler(
+        let app = App::from_config(&config).unwrap_or_else(|error| panic!("{error}"));
+        let metrics = app.metrics();
+        TestServer::serve(
             &config,
-            Arc::new(move |request: &Incoming<'_>| app.route(request)),
+            metrics,
+            Arc::new(move |request: &Incoming<'_>| route(&app, request)),
         )
     }
 
@@ -84,14 +96,24 @@ impl TestServer {
         TestServer::start(&[("SKIP_SIGNATURE_VERIFICATION", "true")])
     }
 
+    /// A server that answers every request with `handler` instead of an app.
     pub fn with_handler(
         config: &Config,
+        handler: Arc<dyn Fn(&Incoming<'_>) -> Reply + Send + Sync>,
+    ) -> TestServer {
+        TestServer::serve(config, None, handler)
+    }
+
+    fn serve(
+        config: &Config,
+        metrics: Option<Arc<Metrics>>,
         handler: Arc<dyn Fn(&Incoming<'_>) -> Reply + Send + Sync>,
     ) -> TestServer {
         init_log();
         let lines = Lines::default();
         let options = ServerOptions {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
+            metrics,
             ..ServerOptions::new(config)
         };
         let sink = EventSink::new(lines.clone(), config.event_format);

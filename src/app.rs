@@ -1,185 +1,26 @@
-//! The routing table and the handlers: a request in, a reply out, no I/O.
+//! The application: the routing table and the call logic, a request in, a reply out, no
+//! I/O. [`App::from_config`] builds it from the settings, for the binary and the tests
+//! alike.
 //!
 //! [`App::route`] is the one place that says which path does what. Handlers return a
 //! [`Reply`]; the server writes it and prints the accepted event.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use jiff::tz::TimeZone;
 
-use crate::answer::{Response, Url};
-use crate::calls::{CallSummary, CallTracker};
+use crate::calls::CallTracker;
 use crate::config::{Config, WebhookUrl};
 use crate::event::{self, CallEvent, EventKind};
+use crate::exchange::{Accepted, AnsweredBy, ContentType, Incoming, Method, Reply};
 use crate::metrics::{Metrics, Sampled};
-use crate::rules::{RuleRef, Rules, RulesError};
-use crate::signature::{SignatureError, Verifier};
+use crate::routes::{self, subscription};
+use crate::rules::{Rules, RulesError};
+use crate::signature::{KeyError, SignatureError, Verifier};
 use crate::warnings::HostCheck;
-
-/// The routes, relative to `WEBHOOK_URL`'s path prefix.
-pub mod paths {
-    pub const NEW_CALL: &str = "/new-call";
-    pub const ON_ANSWER: &str = "/on-answer";
-    pub const ON_HANGUP: &str = "/on-hangup";
-    pub const ON_DTMF: &str = "/on-dtmf";
-    pub const HEALTH: &str = "/health";
-    pub const METRICS: &str = "/metrics";
-}
-
-/// The request methods the routes tell apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    /// Any other method; only ever answered with 405 or 404.
-    Other,
-}
-
-/// What the router sees of a request.
-#[derive(Debug, Clone, Copy)]
-pub struct Incoming<'a> {
-    pub method: Method,
-    /// The request path without the query string, as sent (not percent-decoded).
-    pub path: &'a str,
-    /// The query string without `?`, if any.
-    pub query: Option<&'a str>,
-    /// The `Host` header, and `X-Forwarded-Host` (set by a proxy in front), if any.
-    pub host: Option<&'a str>,
-    pub forwarded_host: Option<&'a str>,
-    /// The `Content-Type` header, if any.
-    pub content_type: Option<&'a str>,
-    /// The `X-Sipgate-Signature` header, if any.
-    pub signature: Option<&'a str>,
-    /// The raw body, exactly as received.
-    pub body: &'a [u8],
-    /// When the request arrived: the monotonic clock for durations, the wall clock for
-    /// the event line.
-    pub received: Instant,
-    pub received_utc: SystemTime,
-}
-
-/// An accepted event, with what the server knows around it: printed as the event line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Accepted {
-    pub event: CallEvent,
-    pub received_utc: SystemTime,
-    /// For a hangup of a call whose newCall this server saw: how long it rang and talked.
-    pub summary: Option<CallSummary>,
-    /// What the call rules made of it; `None` without rules.
-    pub answered_by: Option<AnsweredBy>,
-}
-
-/// How the call rules answered an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AnsweredBy {
-    /// A newCall: the rule that fitted, or `None` when none did.
-    Rule(Option<RuleRef>),
-    /// A menu's digits: the option chosen, `None` for `otherwise`.
-    Menu {
-        menu: String,
-        option: Option<String>,
-    },
-    /// Digits for a menu the rules no longer have (a reload removed it); the call goes on
-    /// as the account routes it.
-    UnknownMenu(String),
-}
-
-/// The media types of our replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContentType {
-    Xml,
-    Text,
-    /// The metrics page.
-    OpenMetrics,
-}
-
-impl ContentType {
-    /// The header value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentType::Xml => "application/xml; charset=UTF-8",
-            ContentType::Text => "text/plain; charset=UTF-8",
-            ContentType::OpenMetrics => crate::metrics::CONTENT_TYPE,
-        }
-    }
-}
-
-/// A reply, and the event it accepted, for the server to print before it answers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: ContentType,
-    /// Shared, so the newCall answer built at start is sent without a copy per request.
-    pub body: Arc<str>,
-    /// The `Allow` header of a 405.
-    pub allow: Option<&'static str>,
-    /// Why an error answer refused the request, as the metrics count it (`ok` below 400).
-    pub reason: &'static str,
-    /// The accepted event; `None` for everything else.
-    pub accepted: Option<Accepted>,
-}
-
-impl Reply {
-    /// 200 with an XML document.
-    pub fn xml(body: impl Into<Arc<str>>) -> Reply {
-        Reply {
-            status: 200,
-            content_type: ContentType::Xml,
-            body: body.into(),
-            allow: None,
-            reason: "ok",
-            accepted: None,
-        }
-    }
-
-    /// A short plain-text reply; for errors, `message` says what is wrong.
-    pub fn text(status: u16, message: impl Into<String>) -> Reply {
-        Reply {
-            status,
-            content_type: ContentType::Text,
-            body: Arc::from(message.into()),
-            allow: None,
-            reason: reason_of(status),
-            accepted: None,
-        }
-    }
-
-    /// An error answer whose reason says more than its status.
-    pub fn refused(status: u16, reason: &'static str, message: impl Into<String>) -> Reply {
-        Reply {
-            reason,
-            ..Reply::text(status, message)
-        }
-    }
-
-    /// 404 for a path no route serves.
-    pub fn not_found(path: &str) -> Reply {
-        Reply::text(404, format!("no route for {path:?}"))
-    }
-
-    /// 405 naming the methods the path does take.
-    pub fn method_not_allowed(allow: &'static str) -> Reply {
-        Reply {
-            allow: Some(allow),
-            ..Reply::text(405, format!("method not allowed; this path takes {allow}"))
-        }
-    }
-
-    /// 500 for a handler that panicked.
-    pub fn internal_error() -> Reply {
-        Reply::text(500, "internal error; the server log has the details")
-    }
-
-    fn with_accepted(self, accepted: Accepted) -> Reply {
-        Reply {
-            accepted: Some(accepted),
-            ..self
-        }
-    }
-}
 
 /// The application: routes and handlers with everything they need, built once at start.
 pub struct App {
@@ -203,7 +44,68 @@ struct RulesSlot {
     current: RwLock<Arc<Rules>>,
 }
 
+/// The settings name a key or a rules file that cannot be used.
+#[derive(Debug)]
+pub enum AppError {
+    Key(KeyError),
+    Rules(RulesError),
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Key(error) => error.fmt(f),
+            AppError::Rules(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
 impl App {
+    /// The app the settings describe: the signature check with sipgate's key, or the one
+    /// in `SIPGATE_PUBLIC_KEY_FILE` (none with `SKIP_SIGNATURE_VERIFICATION`); the call
+    /// rules of `CALL_RULES_FILE`; metrics with `METRICS=true`. The binary and the tests'
+    /// server both build it here, so a test server runs as the binary does.
+    ///
+    /// # Errors
+    /// The key file or the rules file cannot be used.
+    pub fn from_config(config: &Config) -> Result<App, AppError> {
+        let verifier = if config.skip_signature_verification {
+            log::warn!(
+                "SKIP_SIGNATURE_VERIFICATION is on: anyone who finds the URL can send fake call events; use this for local testing only"
+            );
+            None
+        } else if let Some(path) = &config.public_key_file {
+            Some(Verifier::from_pem_file(path).map_err(AppError::Key)?)
+        } else {
+            Some(Verifier::sipgate())
+        };
+        let mut app = App::new(config, verifier);
+        if let Some(path) = &config.call_rules_file {
+            let rules = Rules::load(path, &config.webhook_url).map_err(AppError::Rules)?;
+            log::info!(
+                "answering calls by {} in {} (SIGHUP reloads it)",
+                rules.summary(),
+                path.display()
+            );
+            app = app.with_rules(path.clone(), rules);
+        }
+        if config.metrics {
+            app = app.with_metrics(Arc::new(Metrics::new(SystemTime::now())));
+            log::info!(
+                "serving metrics at {}; keep that path off the public side (docs/operations.md)",
+                config.webhook_url.callback(routes::METRICS)
+            );
+        }
+        Ok(app)
+    }
+
+    /// Where the app counts, with `METRICS=true`; the server adds its own counters there.
+    pub fn metrics(&self) -> Option<Arc<Metrics>> {
+        self.metrics.clone()
+    }
+
     /// Builds the app; `verifier` is `None` to accept unsigned requests.
     pub fn new(config: &Config, verifier: Option<Verifier>) -> App {
         let url = &config.webhook_url;
@@ -226,7 +128,7 @@ impl App {
 
     /// Serves `GET /metrics` from `metrics`, with the calls this app tracks.
     #[must_use]
-    pub fn with_metrics(self, metrics: Arc<Metrics>) -> App {
+    fn with_metrics(self, metrics: Arc<Metrics>) -> App {
         let calls = Arc::clone(&self.calls);
         metrics.register_collector(Sampled::gauge(
             "sipgateio_calls_tracked",
@@ -260,13 +162,13 @@ impl App {
         log::info!(
             "no answer or hangup event came within CALL_TTL_SECONDS of the newCall of call {}{more}; if no call ever gets one, sipgate cannot reach {}",
             ids.join(", "),
-            self.webhook.callback(paths::ON_HANGUP)
+            self.webhook.callback(routes::ON_HANGUP)
         );
     }
 
     /// Answers newCalls by `rules`, read from `path` (which a reload reads again).
     #[must_use]
-    pub fn with_rules(self, path: PathBuf, rules: Rules) -> App {
+    fn with_rules(self, path: PathBuf, rules: Rules) -> App {
         App {
             rules: Some(RulesSlot {
                 path,
@@ -301,7 +203,7 @@ impl App {
         let Some(path) = request.path.strip_prefix(self.path_prefix.as_str()) else {
             return Reply::not_found(request.path);
         };
-        use paths::*;
+        use routes::*;
         match (request.method, path) {
             (Method::Post, NEW_CALL) => self.on_event(request, EventKind::NewCall),
             (Method::Post, ON_ANSWER) => self.on_event(request, EventKind::Answer),
@@ -387,39 +289,11 @@ impl App {
     }
 }
 
-/// The answer that only subscribes to the call's answer and hangup events, at
-/// `WEBHOOK_URL`'s routes: every newCall's answer without rules, and the start of every
-/// answer with them.
-pub fn subscription(webhook: &WebhookUrl) -> Response {
-    let url = |route| Url::new(&webhook.callback(route)).expect("WEBHOOK_URL is an absolute URL");
-    Response::new()
-        .on_answer(url(paths::ON_ANSWER))
-        .on_hangup(url(paths::ON_HANGUP))
-}
-
 /// The metrics page.
 fn metrics_page(metrics: &Metrics) -> Reply {
     Reply {
         content_type: ContentType::OpenMetrics,
         ..Reply::text(200, metrics.encode())
-    }
-}
-
-/// The metrics' name for an error status; `ok` below 400.
-fn reason_of(status: u16) -> &'static str {
-    match status {
-        0..=399 => "ok",
-        400 => "bad_request",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "timeout",
-        411 => "length_required",
-        413 => "too_large",
-        415 => "unsupported_media_type",
-        500 => "internal_error",
-        503 => "unavailable",
-        _ => "other",
     }
 }
 
@@ -441,29 +315,18 @@ fn is_form_urlencoded(content_type: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::WebhookUrl;
 
     const FORM: Option<&str> = Some("application/x-www-form-urlencoded; charset=UTF-8");
 
+    /// The app for `WEBHOOK_URL=url`, signatures unchecked, the rest on its defaults.
     fn app(url: &str) -> App {
-        let config = Config {
-            webhook_url: WebhookUrl::parse(url).unwrap(),
-            listen_addr: "127.0.0.1:0".parse().unwrap(),
-            skip_signature_verification: true,
-            public_key_file: None,
-            read_timeout: std::time::Duration::from_secs(10),
-            write_timeout: std::time::Duration::from_secs(10),
-            max_connections: None,
-            max_body_bytes: 65536,
-            event_format: crate::output::EventFormat::Text,
-            call_ttl_seconds: 3600,
-            max_tracked_calls: 100,
-            call_rules_file: None,
-            timezone: TimeZone::UTC,
-            metrics: false,
-            retired_settings: Vec::new(),
-        };
-        App::new(&config, None)
+        let config = Config::from_lookup(|name| match name {
+            "WEBHOOK_URL" => Some(url.to_owned()),
+            "SKIP_SIGNATURE_VERIFICATION" => Some("true".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        App::from_config(&config).unwrap()
     }
 
     fn request<'a>(method: Method, path: &'a str, body: &'a [u8]) -> Incoming<'a> {
