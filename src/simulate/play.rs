@@ -151,6 +151,7 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
         )?;
     }
 
+    // `guessed`: the XML ended the call, which was then never answered, whatever the cause.
     let (cause, guessed) = ending.unwrap_or((HangupCause::NormalClearing, false));
     if guessed {
         say(
@@ -161,7 +162,7 @@ pub(crate) fn simulate(options: &Options, call: &Call, out: &mut dyn Write) -> R
             ),
         )?;
     }
-    let answered = was_answered(&cause);
+    let answered = !guessed && was_answered(&cause);
     let answering_number = answering_number(&deciding, &call.to).to_owned();
 
     if answered {

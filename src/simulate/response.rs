@@ -61,14 +61,14 @@ pub(crate) fn first_gather(response: &Response) -> Option<&Gather> {
     None
 }
 
-/// The hangup cause when the XML ends the call unanswered. sipgate documents no cause for
-/// these; `noAnswer` is its cause for a rejecting callee and `normalClearing` the plain
-/// one, so these are the best guesses.
+/// The hangup cause when the XML ends the call before anyone answers it. sipgate documents
+/// no cause for these. `busy` is its cause for a busy callee and `noAnswer` for one that
+/// refuses the call, which is what `<Reject>` and a `<Hangup/>` before pickup do; not
+/// `normalClearing`, which is the cause of a call that was established.
 pub(crate) fn ending_cause(response: &Response) -> Option<HangupCause> {
     response.actions().iter().find_map(|action| match action {
         Action::Reject(RejectReason::Busy) => Some(HangupCause::Busy),
-        Action::Reject(RejectReason::Rejected) => Some(HangupCause::NoAnswer),
-        Action::Hangup => Some(HangupCause::NormalClearing),
+        Action::Reject(RejectReason::Rejected) | Action::Hangup => Some(HangupCause::NoAnswer),
         _ => None,
     })
 }
@@ -116,7 +116,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(gather_of(&doc), None, "the call ends before the Gather");
-        assert_eq!(ending_cause(&doc), Some(HangupCause::NormalClearing));
+        assert_eq!(ending_cause(&doc), Some(HangupCause::NoAnswer));
         let doc = check_response("<Response><Reject/></Response>", Direction::In).unwrap();
         assert_eq!(ending_cause(&doc), Some(HangupCause::NoAnswer));
     }

@@ -204,6 +204,50 @@ options = { "2" = { dial = ["4915790000000"] } }
     assert!(events.contains("menu sub: option 2"), "{events}");
 }
 
+/// A `<Hangup/>` or a `<Reject>` ends the call before anyone answers: the simulator sends
+/// no answer event, and a hangup with the cause of an unanswered call, so the server prints
+/// no "answered" line and reports the call never answered.
+#[test]
+fn a_call_ended_by_the_answer_is_never_answered() {
+    let (mut server, base) = server_with_rules(
+        "simulate-ended",
+        r#"
+[[rule]]
+match = { from = "4930111" }
+answer = { hangup = true }
+
+[[rule]]
+match = { from = "4930222" }
+answer = { reject = "rejected" }
+
+[[rule]]
+match = { from = "4930333" }
+answer = { reject = "busy" }
+"#,
+    );
+    for (from, cause) in [
+        ("4930111", "noAnswer"),
+        ("4930222", "noAnswer"),
+        ("4930333", "busy"),
+    ] {
+        let (code, stdout, stderr) = simulate(&[&base, "--fast", "--from", from]);
+        assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+        assert!(
+            !stdout.contains(&format!("> POST {base}/on-answer")),
+            "{stdout}"
+        );
+        assert!(stdout.contains(&format!(">   cause = {cause}")), "{stdout}");
+        assert!(
+            stdout.contains("The call went through: the server accepted newCall, hangup"),
+            "{stdout}"
+        );
+    }
+    assert!(server.stop().success());
+    let events = server.stdout();
+    assert!(!events.contains("answered call"), "{events}");
+    assert_eq!(events.matches("never answered").count(), 3, "{events}");
+}
+
 #[test]
 fn a_menu_that_leads_back_to_itself_is_left_after_ten_rounds() {
     let (mut server, base) = server_with_rules(
