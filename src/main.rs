@@ -62,14 +62,25 @@ fn run() -> Result<(), Failure> {
             }
             "health" => return health_command(),
             "simulate" => {
-                return simulate::main(std::env::args().skip(2)).map_err(|error| Failure {
-                    code: error.exit_code(),
-                    message: error.message,
+                let webhook_url = || {
+                    settings()
+                        .map(|config| config.webhook_url.to_string())
+                        .map_err(|failure| failure.message)
+                };
+                return simulate::main(std::env::args().skip(2), webhook_url).map_err(|error| {
+                    Failure {
+                        code: error.exit_code(),
+                        message: error.message,
+                    }
                 });
             }
             "check-rules" => {
-                let config = settings()?;
                 let args: Vec<String> = std::env::args().skip(2).collect();
+                if asks_for_help(&args) {
+                    print!("{}", commands::CHECK_RULES_USAGE);
+                    return Ok(());
+                }
+                let config = settings()?;
                 print!(
                     "{}",
                     commands::check_rules(&args, &config).map_err(Failure::usage)?
@@ -77,8 +88,12 @@ fn run() -> Result<(), Failure> {
                 return Ok(());
             }
             "answer" => {
-                let config = settings()?;
                 let args: Vec<String> = std::env::args().skip(2).collect();
+                if asks_for_help(&args) {
+                    print!("{}", commands::ANSWER_USAGE);
+                    return Ok(());
+                }
+                let config = settings()?;
                 let answered = commands::answer(&args, &config, std::time::SystemTime::now())
                     .map_err(Failure::usage)?;
                 eprintln!("{}", answered.note);
@@ -98,6 +113,7 @@ fn run() -> Result<(), Failure> {
         env_logger::Env::default().default_filter_or(default_of("RUST_LOG")),
     )
     .init();
+    check_log_filter();
     for retired in &config.retired_settings {
         log::warn!(
             "{} is set but no longer used: {}",
@@ -111,7 +127,13 @@ fn run() -> Result<(), Failure> {
         metrics: app.metrics(),
         ..ServerOptions::new(&config)
     };
-    if let Some(warning) = warnings::plain_http(&config.webhook_url) {
+    for warning in [
+        warnings::plain_http(&config.webhook_url),
+        warnings::other_port(&config.webhook_url, config.listen_addr),
+    ]
+    .into_iter()
+    .flatten()
+    {
         log::warn!("{warning}");
     }
     let app = Arc::new(app);
@@ -209,7 +231,32 @@ fn settings() -> Result<Config, Failure> {
             )));
         }
     }
-    Config::from_env().map_err(Failure::usage)
+    let config = Config::from_env().map_err(Failure::usage)?;
+    routes::check_base(&config.webhook_url).map_err(Failure::usage)?;
+    Ok(config)
+}
+
+/// Whether a subcommand's arguments ask for its help.
+fn asks_for_help(args: &[String]) -> bool {
+    args.iter().any(|arg| arg == "-h" || arg == "--help")
+}
+
+/// A `RUST_LOG` that lets no line of this program through (a typo such as `verbose`, which
+/// env_logger takes for the name of a module) hides even the line saying where the server
+/// listens; said on stderr, as the log cannot say it.
+fn check_log_filter() {
+    let Ok(filter) = std::env::var("RUST_LOG") else {
+        return;
+    };
+    if filter.trim().eq_ignore_ascii_case("off")
+        || log::log_enabled!(target: "sipgateio_callevents", log::Level::Error)
+    {
+        return;
+    }
+    eprintln!(
+        "sipgateio-callevents: warning: RUST_LOG={filter:?} lets no log line of this program through, not even errors; \
+         use error, warn, info or debug (or leave it unset for info), or off to silence the log on purpose"
+    );
 }
 
 /// Catches SIGINT and SIGTERM from here on, and SIGHUP when there are rules to reload

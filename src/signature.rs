@@ -101,6 +101,16 @@ impl Verifier {
     /// # Errors
     /// What is wrong with the key.
     pub fn from_pem(pem: &str) -> Result<Verifier, String> {
+        // The PEM parser's own words for a file that is no PEM at all (a README, say) are
+        // about its "preamble"; this names what is missing.
+        if !pem
+            .lines()
+            .any(|line| line.trim_end() == "-----BEGIN PUBLIC KEY-----")
+        {
+            return Err(
+                "not a PEM public key: it has no -----BEGIN PUBLIC KEY----- line".to_owned(),
+            );
+        }
         let spki = spki::SubjectPublicKeyInfoOwned::from_pem(pem.trim())
             .map_err(|e| format!("not a PEM public key ({e})"))?;
         if spki.algorithm.oid != RSA_ENCRYPTION {
@@ -232,10 +242,9 @@ mod tests {
 
     #[test]
     fn unusable_keys_say_why() {
-        assert!(
-            Verifier::from_pem("hello")
-                .unwrap_err()
-                .contains("not a PEM public key")
+        assert_eq!(
+            Verifier::from_pem("# A README\n\nwith \0 bytes").unwrap_err(),
+            "not a PEM public key: it has no -----BEGIN PUBLIC KEY----- line"
         );
         let certificate_label = SIPGATE_PUBLIC_KEY_PEM.replace("PUBLIC KEY", "CERTIFICATE");
         assert!(Verifier::from_pem(&certificate_label).is_err());

@@ -3,7 +3,7 @@
 //! answer and hangup go to the URLs built from `WEBHOOK_URL`, and never arrive.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, PoisonError};
 
 use crate::config::WebhookUrl;
@@ -106,6 +106,32 @@ pub fn plain_http(webhook: &WebhookUrl) -> Option<String> {
     })
 }
 
+/// The warning for a `WEBHOOK_URL` on this machine at another port than the server
+/// listens on: the follow-up events of every call (and `simulate`) go there. A local proxy
+/// may forward that port to the server's, so it is a warning, not an error.
+pub fn other_port(webhook: &WebhookUrl, listen: SocketAddr) -> Option<String> {
+    let authority = webhook.authority();
+    let host = host_part(authority);
+    if !is_loopback(host) || listen.port() == 0 {
+        return None;
+    }
+    let port = match authority
+        .strip_prefix(host)
+        .and_then(|rest| rest.strip_prefix(':'))
+    {
+        Some(port) => port.parse().ok()?,
+        None if webhook.is_https() => 443,
+        None => 80,
+    };
+    (port != listen.port()).then(|| {
+        format!(
+            "WEBHOOK_URL {webhook} is port {port} of this machine, but the server listens on {listen}: the answer and hangup events of every call go to port {port}. \
+             Set WEBHOOK_URL to http://localhost:{} (or leave it unset), unless a proxy on port {port} passes them on",
+            listen.port()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +204,34 @@ mod tests {
         assert!(
             warning.starts_with("WEBHOOK_URL http://calls.example.com is plain http"),
             "{warning}"
+        );
+    }
+
+    #[test]
+    fn a_local_webhook_url_at_another_port_warns() {
+        let warn = |url: &str, listen: &str| {
+            other_port(&WebhookUrl::parse(url).unwrap(), listen.parse().unwrap())
+        };
+        for (url, listen) in [
+            ("http://localhost:8080", "127.0.0.1:8080"),
+            ("http://127.0.0.1:8092/hooks", "0.0.0.0:8092"),
+            ("http://[::1]:8080", "[::1]:8080"),
+            ("http://localhost", "127.0.0.1:80"),
+            ("https://calls.example.com", "127.0.0.1:8092"),
+            ("http://localhost:8080", "127.0.0.1:0"),
+        ] {
+            assert_eq!(warn(url, listen), None, "{url} {listen}");
+        }
+        let warning = warn("http://localhost:8080", "127.0.0.1:8092").unwrap();
+        assert!(
+            warning.starts_with("WEBHOOK_URL http://localhost:8080 is port 8080 of this machine, but the server listens on 127.0.0.1:8092"),
+            "{warning}"
+        );
+        assert!(warning.contains("http://localhost:8092"), "{warning}");
+        assert!(
+            warn("https://localhost", "127.0.0.1:8443")
+                .unwrap()
+                .contains("port 443")
         );
     }
 }

@@ -80,7 +80,7 @@ pub struct Variable {
 pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "WEBHOOK_URL",
-        default: "http://localhost:8080",
+        default: "http://localhost:PORT, PORT being LISTEN_ADDR's (8080 if that is 0)",
         meaning: "public base URL sipgate reaches this server at; may carry a path prefix and a query",
     },
     Variable {
@@ -116,7 +116,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "MAX_BODY_BYTES",
         default: "65536",
-        meaning: "larger request bodies are refused with 413",
+        meaning: "larger request bodies are refused with 413; at least 4096, as sipgate's own requests need room",
     },
     Variable {
         name: "EVENT_FORMAT",
@@ -163,6 +163,10 @@ const MAX_TRACKED_CALLS_LIMIT: usize = 10_000_000;
 // Far above any sipgate body (all captures are under 1 KiB) and small enough that a full
 // buffer per in-flight request cannot exhaust memory.
 const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
+// The largest captured request is a newCall to a group (445 bytes, with two users); a
+// group of a few dozen users takes some kilobytes, and below that sipgate's own requests
+// would be refused.
+const MIN_BODY_BYTES: usize = 4096;
 
 /// A setting that cannot be used; the program stops with exit code 2 and this one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,18 +214,24 @@ impl Config {
             expected: expected.to_owned(),
         };
 
-        let value = get_or_default("WEBHOOK_URL");
-        let webhook_url = WebhookUrl::parse(&value)
-            .map_err(|problem| invalid("WEBHOOK_URL", &value, &problem))?;
-
         let value = get_or_default("LISTEN_ADDR");
-        let listen_addr = value.parse().map_err(|_| {
+        let listen_addr: SocketAddr = value.parse().map_err(|_| {
             invalid(
                 "LISTEN_ADDR",
                 &value,
                 "an IP address and port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
             )
         })?;
+
+        // Unset, the server's own address on this machine, so that the follow-up events of
+        // a call reach it whatever port it listens on. Port 0 (the system picks one at
+        // start) names no port; 8080 stands in, as the URLs cannot know the real one.
+        let value = get("WEBHOOK_URL").unwrap_or_else(|| match listen_addr.port() {
+            0 => "http://localhost:8080".to_owned(),
+            port => format!("http://localhost:{port}"),
+        });
+        let webhook_url = WebhookUrl::parse(&value)
+            .map_err(|problem| invalid("WEBHOOK_URL", &value, &problem))?;
 
         let value = get_or_default("SKIP_SIGNATURE_VERIFICATION");
         let skip_signature_verification = parse_bool(&value).ok_or_else(|| {
@@ -263,7 +273,16 @@ impl Config {
                 "",
             )?),
         };
-        let max_body_bytes = number("MAX_BODY_BYTES", MAX_BODY_LIMIT, "of bytes ")?;
+        let value = get_or_default("MAX_BODY_BYTES");
+        let max_body_bytes = parse_in_range(&value, MIN_BODY_BYTES, MAX_BODY_LIMIT).ok_or_else(|| {
+            invalid(
+                "MAX_BODY_BYTES",
+                &value,
+                &format!(
+                    "a whole number of bytes from {MIN_BODY_BYTES} to {MAX_BODY_LIMIT} (sipgate's own requests take up to a few kilobytes)"
+                ),
+            )
+        })?;
 
         let value = get_or_default("EVENT_FORMAT");
         let event_format = value
@@ -372,6 +391,19 @@ mod tests {
         assert_eq!(config.max_tracked_calls, 10_000);
     }
 
+    /// Unset, WEBHOOK_URL is the server on this machine at the port it listens on, so a
+    /// server moved to another port still receives its calls' follow-up events.
+    #[test]
+    fn the_default_webhook_url_follows_the_listening_port() {
+        let moved = config(&[("LISTEN_ADDR", "127.0.0.1:8092")]).unwrap();
+        assert_eq!(
+            moved.webhook_url.callback("/on-answer"),
+            "http://localhost:8092/on-answer"
+        );
+        let everywhere = config(&[("LISTEN_ADDR", "0.0.0.0:9000"), ("WEBHOOK_URL", "")]).unwrap();
+        assert_eq!(everywhere.webhook_url.to_string(), "http://localhost:9000");
+    }
+
     #[test]
     fn empty_values_mean_default() {
         let config = config(&[("WEBHOOK_URL", ""), ("MAX_CONNECTIONS", "")]).unwrap();
@@ -389,7 +421,7 @@ mod tests {
             ("READ_TIMEOUT_SECONDS", "3"),
             ("WRITE_TIMEOUT_SECONDS", "4"),
             ("MAX_CONNECTIONS", "7"),
-            ("MAX_BODY_BYTES", "1024"),
+            ("MAX_BODY_BYTES", "5000"),
             ("EVENT_FORMAT", "json"),
             ("CALL_TTL_SECONDS", "60"),
             ("MAX_TRACKED_CALLS", "5"),
@@ -407,7 +439,7 @@ mod tests {
         assert_eq!(config.write_timeout, Duration::from_secs(4));
         assert_eq!(config.max_connections, Some(7));
         assert!(config.retired_settings.is_empty());
-        assert_eq!(config.max_body_bytes, 1024);
+        assert_eq!(config.max_body_bytes, 5000);
         assert_eq!(config.event_format, EventFormat::Json);
         assert_eq!(config.call_ttl_seconds, 60);
         assert_eq!(config.max_tracked_calls, 5);
@@ -429,8 +461,9 @@ mod tests {
             ("MAX_CONNECTIONS", "four", "from 1 to"),
             ("READ_TIMEOUT_SECONDS", "0", "seconds from 1 to 3600"),
             ("WRITE_TIMEOUT_SECONDS", "1.5", "seconds from 1 to 3600"),
-            ("MAX_BODY_BYTES", "-1", "from 1 to"),
-            ("MAX_BODY_BYTES", "999999999999", "from 1 to"),
+            ("MAX_BODY_BYTES", "-1", "from 4096 to"),
+            ("MAX_BODY_BYTES", "10", "from 4096 to"),
+            ("MAX_BODY_BYTES", "999999999999", "from 4096 to"),
             ("EVENT_FORMAT", "xml", "text or json"),
             ("CALL_TTL_SECONDS", "0", "seconds from 1 to"),
             ("MAX_TRACKED_CALLS", "lots", "from 1 to"),

@@ -9,6 +9,27 @@ use crate::config::Config;
 use crate::event::{Direction, NewCall};
 use crate::routes::subscription;
 
+/// `check-rules --help`.
+pub const CHECK_RULES_USAGE: &str = "\
+Usage: sipgateio-callevents check-rules [FILE]
+
+Checks a call rules file (FILE, or CALL_RULES_FILE) and prints how it is understood: each
+rule, its conditions and its answer, and the menus. A file that is not valid is named
+with its line and the problem (exit code 2). Settings come from the environment or a .env
+file in the working directory, as for the server (TIMEZONE, WEBHOOK_URL).
+";
+
+/// `answer --help`.
+pub const ANSWER_USAGE: &str = "\
+Usage: sipgateio-callevents answer --from NUMBER --to NUMBER [--direction in|out]
+       [--user NAME]... [--at TIME]
+
+Prints the XML the call rules in CALL_RULES_FILE give a newCall from --from to --to (the
+plain subscription without rules) on stdout, and which rule gave it on stderr. --at is a
+local time in TIMEZONE (2026-12-07T09:30) for rules with hours; default now. Settings come
+from the environment or a .env file in the working directory, as for the server.
+";
+
 /// `check-rules [FILE]`: the rules as understood, or the first problem (`FILE:LINE: …`).
 ///
 /// # Errors

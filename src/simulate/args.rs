@@ -20,9 +20,12 @@ pub(crate) const MAX_MENU_ROUNDS: usize = 10;
 /// More keys than any `maxDigits` a menu asks for in practice.
 const MAX_GROUP_KEYS: usize = 32;
 
-/// Where a server started without settings listens: its own `WEBHOOK_URL` default.
-pub(crate) fn server_default_url() -> &'static str {
-    default_of("WEBHOOK_URL")
+/// Where a server started without settings is reached: `WEBHOOK_URL`'s default for the
+/// default `LISTEN_ADDR`. For the messages; a run takes the settings' `WEBHOOK_URL`.
+pub(crate) fn server_default_url() -> String {
+    let listen = default_of("LISTEN_ADDR");
+    let port = listen.rsplit_once(':').map_or(listen, |(_, port)| port);
+    format!("http://localhost:{port}")
 }
 
 /// The text of `simulate --help`.
@@ -34,8 +37,9 @@ pub(crate) fn help() -> String {
          to URL/new-call, checks the XML answer, then follows the onAnswer, onHangup and\n\
          <Gather onData> URLs it names, printing every request and answer.\n\
          \n\
-         URL is the server's WEBHOOK_URL (default {default_url}), with its path and\n\
-         query if it has them. https:// URLs are not supported: the simulator has no TLS,\n\
+         URL is the server's WEBHOOK_URL, with its path and query if it has them. Without\n\
+         one, the simulator takes WEBHOOK_URL from the environment or a .env file in the\n\
+         working directory, as the server does ({default_url} when unset). https:// URLs are not supported: the simulator has no TLS,\n\
          it is meant for a local server. It cannot sign its requests (only sipgate has the\n\
          key), so start the server with SKIP_SIGNATURE_VERIFICATION=true.\n\
          \n\
@@ -100,7 +104,11 @@ pub(crate) struct Options {
 ///
 /// # Errors
 /// A usage error naming the bad value and what to write instead.
-pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Error> {
+/// `webhook_url` gives the settings' `WEBHOOK_URL`, asked for only when no URL is given.
+pub(crate) fn parse_args(
+    args: impl IntoIterator<Item = String>,
+    webhook_url: impl FnOnce() -> Result<String, Error>,
+) -> Result<Command, Error> {
     let mut url: Option<String> = None;
     let mut direction = Direction::In;
     let mut from = DEFAULT_FROM.to_owned();
@@ -217,7 +225,10 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Comma
         }
     }
 
-    let url_text = url.unwrap_or_else(|| server_default_url().to_owned());
+    let url_text = match url {
+        Some(url) => url,
+        None => webhook_url()?,
+    };
     let url = parse_url(&url_text)?;
     Ok(Command::Run(Box::new(Options {
         url,
@@ -313,7 +324,9 @@ pub(crate) mod tests {
     use crate::routes;
 
     fn args(list: &[&str]) -> Result<Command, Error> {
-        parse_args(list.iter().map(|arg| (*arg).to_owned()))
+        parse_args(list.iter().map(|arg| (*arg).to_owned()), || {
+            Ok(server_default_url())
+        })
     }
 
     pub(crate) fn options(list: &[&str]) -> Options {

@@ -73,13 +73,17 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The subcommand: `args` are the arguments after `simulate`.
+/// The subcommand: `args` are the arguments after `simulate`; `webhook_url` reads the
+/// settings' `WEBHOOK_URL` (or says why it cannot), for a run without a URL.
 ///
 /// # Errors
-/// [`ErrorKind::Usage`] for bad options, [`ErrorKind::Call`] when the call did not go
-/// through; the message is one line for the user.
-pub fn main(args: impl IntoIterator<Item = String>) -> Result<(), Error> {
-    let options = match parse_args(args)? {
+/// [`ErrorKind::Usage`] for bad options or settings, [`ErrorKind::Call`] when the call did
+/// not go through; the message is one line for the user.
+pub fn main(
+    args: impl IntoIterator<Item = String>,
+    webhook_url: impl FnOnce() -> Result<String, String>,
+) -> Result<(), Error> {
+    let options = match parse_args(args, || webhook_url().map_err(Error::usage))? {
         Command::Help => {
             print!("{}", help());
             return Ok(());

@@ -40,17 +40,40 @@ fn bad_settings_stop_the_start_with_exit_2_and_one_line() {
         (
             "MAX_BODY_BYTES",
             "0",
-            "invalid MAX_BODY_BYTES \"0\": expected a whole number of bytes from 1 to",
+            "invalid MAX_BODY_BYTES \"0\": expected a whole number of bytes from 4096 to",
         ),
         (
             "SIPGATE_PUBLIC_KEY_FILE",
             "/nonexistent/key.pem",
             "invalid SIPGATE_PUBLIC_KEY_FILE \"/nonexistent/key.pem\": cannot read it",
         ),
+        // Settings that parse but cannot work.
+        (
+            "WEBHOOK_URL",
+            "https://calls.example.com/new-call",
+            "invalid WEBHOOK_URL \"https://calls.example.com/new-call\": it ends in the route /new-call, which the server adds itself; drop /new-call: WEBHOOK_URL is the base URL, here https://calls.example.com",
+        ),
+        (
+            "MAX_BODY_BYTES",
+            "10",
+            "invalid MAX_BODY_BYTES \"10\": expected a whole number of bytes from 4096 to",
+        ),
+        (
+            "SIPGATE_PUBLIC_KEY_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"),
+            "invalid SIPGATE_PUBLIC_KEY_FILE",
+        ),
     ];
     for (name, value, message) in cases {
         let (code, stdout, stderr) = run(&dir, &[(name, value)], &[]);
         assert_eq!(code, 2, "{name}={value}: {stderr}");
+        if name == "SIPGATE_PUBLIC_KEY_FILE" && value.ends_with("README.md") {
+            assert!(
+                stderr
+                    .contains(": not a PEM public key: it has no -----BEGIN PUBLIC KEY----- line;"),
+                "{stderr}"
+            );
+        }
         assert_eq!(stdout, "");
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{stderr}");
@@ -321,4 +344,102 @@ fn env_example_and_readme_document_every_variable() {
     let mut server = Binary::start(&dir, &[]);
     assert_eq!(get(&server.url("/health")).status, 200);
     assert!(server.stop().success());
+}
+
+/// Without WEBHOOK_URL, the server subscribes to the follow-up events at its own port, so
+/// moving it to another port loses none of them; and it says so where to point sipgate.
+#[test]
+fn a_server_on_another_port_subscribes_at_its_own_port() {
+    let dir = temp_dir("own-port");
+    let port = free_port();
+    let mut server = Binary::start(
+        &dir,
+        &[
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+            ("LISTEN_ADDR", &format!("127.0.0.1:{port}")),
+        ],
+    );
+    let answer = post(
+        &server.url("/new-call"),
+        &fixture("01-newcall-in.form"),
+        &[],
+    );
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.body.contains(&format!(
+            "onAnswer=\"http://localhost:{port}/on-answer\" onHangup=\"http://localhost:{port}/on-hangup\""
+        )),
+        "{}",
+        answer.body
+    );
+    let (_, stderr) = server.stop_cleanly();
+    assert!(
+        stderr.contains(&format!(
+            "set the sipgate console's webhook URL to http://localhost:{port}/new-call"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(" is port "),
+        "no other port named: {stderr}"
+    );
+}
+
+/// A WEBHOOK_URL on this machine at another port than the server's is named at start, and
+/// a RUST_LOG that lets no line through is said on stderr.
+#[test]
+fn a_local_webhook_url_at_another_port_and_a_silent_rust_log_are_named() {
+    let dir = temp_dir("other-port");
+    let port = free_port();
+    let mut server = Binary::start(
+        &dir,
+        &[
+            ("LISTEN_ADDR", &format!("127.0.0.1:{port}")),
+            ("WEBHOOK_URL", "http://localhost:1"),
+        ],
+    );
+    let (_, stderr) = server.stop_cleanly();
+    assert!(
+        stderr.contains(&format!(
+            "WEBHOOK_URL http://localhost:1 is port 1 of this machine, but the server listens on 127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+
+    // No "listening" line to wait for here: the process runs a moment and is ended.
+    let stderr_of = |filter: &str| {
+        let mut child = binary_command(&dir, &[("RUST_LOG", filter)])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        child.kill().unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stderr).unwrap()
+    };
+    let stderr = stderr_of("verbose");
+    assert!(
+        stderr.starts_with(
+            "sipgateio-callevents: warning: RUST_LOG=\"verbose\" lets no log line of this program through"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr_of("off"), "");
+}
+
+/// Every subcommand explains itself with --help, exit code 0, whatever the settings.
+#[test]
+fn every_subcommand_has_help() {
+    let dir = temp_dir("help-all");
+    for command in ["simulate", "check-rules", "answer", "health"] {
+        for flag in ["--help", "-h"] {
+            let (code, stdout, stderr) = run(&dir, &[("MAX_BODY_BYTES", "10")], &[command, flag]);
+            assert_eq!(code, 0, "{command} {flag}: {stderr}");
+            assert!(
+                stdout.starts_with(&format!("Usage: sipgateio-callevents {command}")),
+                "{command} {flag}: {stdout}"
+            );
+        }
+    }
 }

@@ -375,31 +375,31 @@ fn error_paths_answer_a_status_and_a_reason() {
 fn oversized_bodies_get_413_declared_or_chunked() {
     let server = TestServer::start(&[
         ("SKIP_SIGNATURE_VERIFICATION", "true"),
-        ("MAX_BODY_BYTES", "2000"),
+        ("MAX_BODY_BYTES", "5000"),
     ]);
-    let big = vec![b'a'; 2001];
+    let big = vec![b'a'; 5001];
     let answer = server.post_form("/on-hangup", &big);
     assert_eq!(answer.status, 413);
     assert_eq!(
         answer.body,
-        "a body of 2001 bytes is over the limit of 2000 bytes (MAX_BODY_BYTES)"
+        "a body of 5001 bytes is over the limit of 5000 bytes (MAX_BODY_BYTES)"
     );
 
     let chunked = raw_post("/on-hangup")
         .close()
         .chunked(1000)
-        .body(vec![b'a'; 3000])
+        .body(vec![b'a'; 6000])
         .bytes();
     let text = exchange(server.addr, &chunked, true, Duration::from_secs(5)).text;
     assert_eq!(statuses(&text), [413], "{text}");
     assert!(
-        text.contains("the body is over the limit of 2000 bytes"),
+        text.contains("the body is over the limit of 5000 bytes"),
         "{text}"
     );
 
     // A body at the limit is fine.
     let mut at_limit = b"callId=x&pad=".to_vec();
-    at_limit.resize(2000, b'p');
+    at_limit.resize(5000, b'p');
     assert_eq!(server.post_form("/on-hangup", &at_limit).status, 200);
 }
 

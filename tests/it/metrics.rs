@@ -68,7 +68,7 @@ fn counters_move_exactly_with_the_requests_sent() {
         &[
             ("SKIP_SIGNATURE_VERIFICATION", "true"),
             ("METRICS", "true"),
-            ("MAX_BODY_BYTES", "2000"),
+            ("MAX_BODY_BYTES", "5000"),
         ],
     );
     let before = scrape(&server);
@@ -121,7 +121,7 @@ fn counters_move_exactly_with_the_requests_sent() {
         (
             "too_large",
             413,
-            post(&server.url("/on-hangup"), &[b'x'; 3000], &[]).status,
+            post(&server.url("/on-hangup"), &[b'x'; 6000], &[]).status,
         ),
         (
             "length_required",

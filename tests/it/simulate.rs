@@ -443,3 +443,40 @@ fn an_answer_that_is_not_sipgate_xml_is_explained() {
     );
     assert_eq!(stand_in.paths(), ["/new-call"], "nothing is followed");
 }
+
+/// Without a URL, the simulator reads the settings as the server does, `.env` included:
+/// it posts to that `WEBHOOK_URL`, and a setting the server refuses stops it the same way.
+#[test]
+fn without_a_url_the_simulator_takes_webhook_url_from_the_env_file() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = Binary::start(
+        &temp_dir("simulate-env-server"),
+        &[
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+            ("LISTEN_ADDR", &format!("127.0.0.1:{port}")),
+            ("WEBHOOK_URL", &base),
+        ],
+    );
+    let dir = temp_dir("simulate-env");
+    std::fs::write(dir.join(".env"), format!("WEBHOOK_URL={base}\n")).unwrap();
+    let (code, stdout, stderr) = run_binary(&dir, &[], &["simulate", "--fast"]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains(&format!("> POST {base}/new-call")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("The call went through: the server accepted newCall, answer, hangup"),
+        "{stdout}"
+    );
+    assert!(server.stop().success());
+
+    std::fs::write(dir.join(".env"), "MAX_BODY_BYTES=10\n").unwrap();
+    let (code, _, stderr) = run_binary(&dir, &[], &["simulate", "--fast"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("sipgateio-callevents: error: invalid MAX_BODY_BYTES \"10\""),
+        "{stderr}"
+    );
+}
