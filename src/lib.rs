@@ -14,6 +14,7 @@ pub mod form;
 pub mod health;
 pub mod metrics;
 pub mod output;
+pub mod register;
 pub mod routes;
 pub mod rules;
 pub mod server;

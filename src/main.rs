@@ -11,6 +11,7 @@ use sipgateio_callevents::app::App;
 use sipgateio_callevents::config::{Config, VARIABLES, default_of};
 use sipgateio_callevents::health;
 use sipgateio_callevents::output::EventSink;
+use sipgateio_callevents::register;
 use sipgateio_callevents::routes;
 use sipgateio_callevents::rules::commands;
 use sipgateio_callevents::server::{Server, ServerOptions, Stopper};
@@ -61,6 +62,7 @@ fn run() -> Result<(), Failure> {
                 return Ok(());
             }
             "health" => return health_command(),
+            "register" => return register_command(),
             "simulate" => {
                 let webhook_url = || {
                     settings()
@@ -160,6 +162,10 @@ fn run() -> Result<(), Failure> {
         config.webhook_url.callback(routes::NEW_CALL)
     );
 
+    if config.register_on_start {
+        register_in_background(config.clone());
+    }
+
     let served = server.wait(SHUTDOWN_GRACE);
     // Also after a listener failure: what was accepted is printed before we go (or logged,
     // if stdout does not take it in time).
@@ -210,6 +216,44 @@ fn health_command() -> Result<(), Failure> {
     let answered = health::check(&config, health::TIMEOUT).map_err(unhealthy)?;
     println!("healthy: {answered}");
     Ok(())
+}
+
+fn register_command() -> Result<(), Failure> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    if asks_for_help(&args) {
+        print!("{}", register::USAGE);
+        return Ok(());
+    }
+    let targets = register::Targets::from_args(&args).map_err(Failure::usage)?;
+    let config = settings()?;
+    let registered =
+        register::register(&config, targets, register::TIMEOUT).map_err(|error| Failure {
+            code: error.exit_code(),
+            message: error.to_string(),
+        })?;
+    println!("{registered}");
+    Ok(())
+}
+
+/// `REGISTER_ON_START`: sets the account's URLs beside the starting server, for tunnels
+/// whose address changes each time. A failure is logged; the server serves on.
+fn register_in_background(config: Config) {
+    let started = std::thread::Builder::new()
+        .name("register".into())
+        .spawn(move || {
+            match register::register(&config, register::Targets::BOTH, register::TIMEOUT) {
+                Ok(registered) => log::info!(
+                    "REGISTER_ON_START: sipgate.io URLs set; {}",
+                    registered.to_string().replace('\n', "; ")
+                ),
+                Err(error) => log::error!(
+                    "REGISTER_ON_START: the sipgate.io URLs were not set, the server serves on: {error}"
+                ),
+            }
+        });
+    if let Err(error) = started {
+        log::error!("REGISTER_ON_START: cannot start the register thread: {error}");
+    }
 }
 
 /// The version and the target triple the binary was built for (from build.rs).
@@ -316,7 +360,9 @@ fn usage() -> String {
          \x20      sipgateio-callevents answer --from N --to N [--direction in|out] [--user NAME]\n\
          \x20      [--at TIME]   print the XML the call rules give such a newCall\n\
          \x20      sipgateio-callevents health   exit 0 if the server on this machine answers\n\
-         \x20      GET /health with 200, else 1 (a container's HEALTHCHECK; see health --help)\n\n\
+         \x20      GET /health with 200, else 1 (a container's HEALTHCHECK; see health --help)\n\
+         \x20      sipgateio-callevents register [--incoming] [--outgoing]   set the account's\n\
+         \x20      sipgate.io URLs to WEBHOOK_URL/new-call (see register --help)\n\n\
          Routes (under WEBHOOK_URL's path): POST /new-call, /on-answer, /on-hangup, /on-dtmf; GET /health\n\n\
          Settings, from the environment or a .env file in the working directory:\n",
         version()

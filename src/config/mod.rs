@@ -48,8 +48,47 @@ pub struct Config {
     pub timezone: TimeZone,
     /// `true` serves `GET /metrics` (`METRICS`).
     pub metrics: bool,
+    /// sipgate's REST API, for `register` (`SIPGATE_API_URL`, `SIPGATE_TOKEN_ID`,
+    /// `SIPGATE_TOKEN`).
+    pub sipgate_api: SipgateApi,
+    /// `true` registers `WEBHOOK_URL` at sipgate at every start (`REGISTER_ON_START`).
+    pub register_on_start: bool,
     /// Settings that are set but no longer mean anything, for a warning at start.
     pub retired_settings: Vec<RetiredSetting>,
+}
+
+/// Where sipgate's REST API is, and the personal access token to call it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipgateApi {
+    /// The base URL, without a trailing slash: `https://api.sipgate.com/v2`.
+    pub url: String,
+    /// `None` unless both `SIPGATE_TOKEN_ID` and `SIPGATE_TOKEN` are set.
+    pub token: Option<SipgateToken>,
+}
+
+/// A personal access token: HTTP Basic with `id:secret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipgateToken {
+    /// `token-` and six letters or digits.
+    pub id: String,
+    pub secret: Secret,
+}
+
+/// A value that no log line, error or debug output may show.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 /// A setting an earlier version read, and what took its place.
@@ -147,6 +186,26 @@ pub const VARIABLES: &[Variable] = &[
         name: "METRICS",
         default: "false",
         meaning: "true serves Prometheus metrics at GET /metrics under WEBHOOK_URL's path (keep it off the public side)",
+    },
+    Variable {
+        name: "SIPGATE_TOKEN_ID",
+        default: "(none)",
+        meaning: "id of a personal access token of the sipgate account (token-XXXXXX), for register",
+    },
+    Variable {
+        name: "SIPGATE_TOKEN",
+        default: "(none)",
+        meaning: "that token (a UUID); never logged",
+    },
+    Variable {
+        name: "SIPGATE_API_URL",
+        default: "https://api.sipgate.com/v2",
+        meaning: "sipgate's REST API; http:// only on this machine (tests), so the token never crosses a network in clear",
+    },
+    Variable {
+        name: "REGISTER_ON_START",
+        default: "false",
+        meaning: "true sets the account's sipgate.io URLs to WEBHOOK_URL/new-call at every start, as register does",
     },
     Variable {
         name: "RUST_LOG",
@@ -307,6 +366,23 @@ impl Config {
         let metrics = parse_bool(&value)
             .ok_or_else(|| invalid("METRICS", &value, "true or false (also 1/0, yes/no)"))?;
 
+        let sipgate_api = sipgate_api(&get, &get_or_default)?;
+        let value = get_or_default("REGISTER_ON_START");
+        let register_on_start = parse_bool(&value).ok_or_else(|| {
+            invalid(
+                "REGISTER_ON_START",
+                &value,
+                "true or false (also 1/0, yes/no)",
+            )
+        })?;
+        if register_on_start && sipgate_api.token.is_none() {
+            return Err(invalid(
+                "REGISTER_ON_START",
+                &value,
+                "false, or SIPGATE_TOKEN_ID and SIPGATE_TOKEN set to a personal access token of the account",
+            ));
+        }
+
         Ok(Config {
             webhook_url,
             listen_addr,
@@ -322,6 +398,8 @@ impl Config {
             call_rules_file,
             timezone,
             metrics,
+            sipgate_api,
+            register_on_start,
             retired_settings: RETIRED
                 .iter()
                 .filter(|retired| get(retired.name).is_some())
@@ -329,6 +407,87 @@ impl Config {
                 .collect(),
         })
     }
+}
+
+/// `SIPGATE_API_URL`, `SIPGATE_TOKEN_ID` and `SIPGATE_TOKEN`. The token's value appears in
+/// no error.
+fn sipgate_api(
+    get: &dyn Fn(&str) -> Option<String>,
+    get_or_default: &dyn Fn(&str) -> String,
+) -> Result<SipgateApi, ConfigError> {
+    let invalid = |var: &'static str, value: &str, expected: &str| ConfigError {
+        var,
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    };
+    let value = get_or_default("SIPGATE_API_URL");
+    let url = WebhookUrl::parse(&value)
+        .map_err(|problem| invalid("SIPGATE_API_URL", &value, &problem))?;
+    if !url.is_https() && !url.is_on_this_machine() {
+        return Err(invalid(
+            "SIPGATE_API_URL",
+            &value,
+            "an https:// URL such as https://api.sipgate.com/v2 (http:// only on this machine, as the token must not cross a network in clear)",
+        ));
+    }
+    let id = get("SIPGATE_TOKEN_ID");
+    if let Some(id) = &id {
+        let well_formed = id
+            .strip_prefix("token-")
+            .is_some_and(|rest| rest.len() == 6 && rest.chars().all(|c| c.is_ascii_alphanumeric()));
+        if !well_formed {
+            return Err(invalid(
+                "SIPGATE_TOKEN_ID",
+                id,
+                "token- and six letters or digits, such as token-AB12CD (the id shown with the personal access token)",
+            ));
+        }
+    }
+    let secret = get("SIPGATE_TOKEN");
+    if secret.as_deref().is_some_and(|secret| !is_uuid_v4(secret)) {
+        return Err(invalid(
+            "SIPGATE_TOKEN",
+            "(not shown)",
+            "the personal access token itself, a UUID such as 0f1e2d3c-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
+        ));
+    }
+    let token = match (id, secret) {
+        (Some(id), Some(secret)) => Some(SipgateToken {
+            id,
+            secret: Secret(secret),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "SIPGATE_TOKEN",
+                "",
+                "the token that belongs to SIPGATE_TOKEN_ID (both or neither)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "SIPGATE_TOKEN_ID",
+                "",
+                "the id of the token in SIPGATE_TOKEN, such as token-AB12CD (both or neither)",
+            ));
+        }
+    };
+    Ok(SipgateApi {
+        url: url.to_string(),
+        token,
+    })
+}
+
+/// A UUID of version 4, in any case, as sipgate's personal access tokens are.
+fn is_uuid_v4(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    let lengths_fit = groups.iter().map(|group| group.len()).eq([8, 4, 4, 4, 12]);
+    lengths_fit
+        && groups
+            .iter()
+            .all(|group| group.chars().all(|c| c.is_ascii_hexdigit()))
+        && groups[2].starts_with('4')
+        && groups[3].starts_with(['8', '9', 'a', 'b', 'A', 'B'])
 }
 
 /// The default of a variable in [`VARIABLES`].
@@ -478,6 +637,50 @@ mod tests {
             );
             assert!(line.contains(hint), "{line} should mention {hint}");
         }
+    }
+
+    #[test]
+    fn a_token_is_both_halves_well_formed_and_never_shown() {
+        const ID: &str = "token-AB12CD";
+        const SECRET: &str = "7c9e6679-7425-40DE-944b-e07fc1f90ae7";
+        let with_token = config(&[("SIPGATE_TOKEN_ID", ID), ("SIPGATE_TOKEN", SECRET)]).unwrap();
+        let token = with_token.sipgate_api.token.clone().unwrap();
+        assert_eq!((token.id.as_str(), token.secret.expose()), (ID, SECRET));
+        assert!(
+            !format!("{with_token:?}").contains(SECRET),
+            "Debug shows no secret"
+        );
+        assert_eq!(with_token.sipgate_api.url, "https://api.sipgate.com/v2");
+        assert_eq!(config(&[]).unwrap().sipgate_api.token, None, "neither set");
+        for (vars, var) in [
+            (&[("SIPGATE_TOKEN_ID", ID)][..], "SIPGATE_TOKEN"),
+            (&[("SIPGATE_TOKEN", SECRET)][..], "SIPGATE_TOKEN_ID"),
+            (
+                &[
+                    ("SIPGATE_TOKEN_ID", "token-AB12C"),
+                    ("SIPGATE_TOKEN", SECRET),
+                ][..],
+                "SIPGATE_TOKEN_ID",
+            ),
+            (
+                &[
+                    ("SIPGATE_TOKEN_ID", ID),
+                    ("SIPGATE_TOKEN", "7c9e6679-7425-30de-944b-e07fc1f90ae7"),
+                ][..],
+                "SIPGATE_TOKEN",
+            ),
+            (&[("REGISTER_ON_START", "true")][..], "REGISTER_ON_START"),
+            (
+                &[("SIPGATE_API_URL", "http://api.sipgate.com/v2")][..],
+                "SIPGATE_API_URL",
+            ),
+        ] {
+            let error = config(vars).unwrap_err();
+            assert_eq!(error.var, var, "{vars:?}");
+            assert!(!error.to_string().contains(&SECRET[..8]), "{error}");
+        }
+        let local = config(&[("SIPGATE_API_URL", "http://127.0.0.1:9/v2/")]).unwrap();
+        assert_eq!(local.sipgate_api.url, "http://127.0.0.1:9/v2");
     }
 
     #[test]

@@ -91,6 +91,22 @@ impl WebhookUrl {
             .map_or(authority, |(_, host)| host)
     }
 
+    /// Whether the host is this machine (`localhost`, `127.0.0.1`, `[::1]` and the like):
+    /// nothing outside it reaches such a URL unless something forwards it.
+    pub fn is_on_this_machine(&self) -> bool {
+        let authority = self.authority();
+        let host = match authority.rsplit_once(':') {
+            // `[::1]:8080`, `example.com:8080`; not the colons inside `[::1]`.
+            Some((host, port)) if !port.contains(']') => host,
+            _ => authority,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// Whether the scheme is `https`.
     pub fn is_https(&self) -> bool {
         self.base

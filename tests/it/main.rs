@@ -20,6 +20,7 @@ mod hostile;
 mod http;
 mod metrics;
 mod nginx;
+mod register;
 mod rules;
 mod simulate;
 mod slow_clients;
