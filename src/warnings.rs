@@ -99,7 +99,7 @@ pub fn plain_http(webhook: &WebhookUrl) -> Option<String> {
     if webhook.is_https() {
         return None;
     }
-    (!is_loopback(host_part(webhook.authority()))).then(|| {
+    (!webhook.is_on_this_machine()).then(|| {
         format!(
             "WEBHOOK_URL {webhook} is plain http: sipgate would send the callers' numbers and names unencrypted, and sipgate's documentation strongly recommends https. Put a TLS proxy in front (docs/deployment.md) and use its https:// URL"
         )
@@ -110,11 +110,11 @@ pub fn plain_http(webhook: &WebhookUrl) -> Option<String> {
 /// listens on: the follow-up events of every call (and `simulate`) go there. A local proxy
 /// may forward that port to the server's, so it is a warning, not an error.
 pub fn other_port(webhook: &WebhookUrl, listen: SocketAddr) -> Option<String> {
-    let authority = webhook.authority();
-    let host = host_part(authority);
-    if !is_loopback(host) || listen.port() == 0 {
+    if !webhook.is_on_this_machine() || listen.port() == 0 {
         return None;
     }
+    let authority = webhook.authority();
+    let host = host_part(authority);
     let port = match authority
         .strip_prefix(host)
         .and_then(|rest| rest.strip_prefix(':'))
