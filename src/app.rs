@@ -35,6 +35,9 @@ pub struct App {
     timezone: TimeZone,
     metrics: Option<Arc<Metrics>>,
     hosts: HostCheck,
+    /// This process among others: `GET /health?instance` answers `ok ID`, so `doctor` can
+    /// tell that the public URL reaches this very server.
+    instance: String,
 }
 
 /// The rules in use, replaced whole by a reload, so a request sees the old rules or the
@@ -123,6 +126,7 @@ impl App {
             timezone: config.timezone.clone(),
             metrics: None,
             hosts: HostCheck::new(url),
+            instance: instance_id(),
         }
     }
 
@@ -210,6 +214,9 @@ impl App {
             (Method::Post, ON_HANGUP) => self.on_event(request, EventKind::Hangup),
             (Method::Post, ON_DTMF) => self.on_event(request, EventKind::Dtmf),
             (_, NEW_CALL | ON_ANSWER | ON_HANGUP | ON_DTMF) => Reply::method_not_allowed("POST"),
+            (Method::Get | Method::Head, HEALTH) if asks_for(request.query, "instance") => {
+                Reply::text(200, format!("ok {}", self.instance))
+            }
             (Method::Get | Method::Head, HEALTH) => Reply::text(200, "ok"),
             (_, HEALTH) => Reply::method_not_allowed("GET, HEAD"),
             (method, METRICS) => match (&self.metrics, method) {
@@ -295,6 +302,25 @@ fn metrics_page(metrics: &Metrics) -> Reply {
         content_type: ContentType::OpenMetrics,
         ..Reply::text(200, metrics.encode())
     }
+}
+
+/// Sixteen hex digits that differ from process to process: std's randomly keyed hasher
+/// over the time and the process id. An id, not a secret.
+fn instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
+}
+
+/// Whether a query has a parameter `name`, with or without a value.
+fn asks_for(query: Option<&str>, name: &str) -> bool {
+    query.is_some_and(|query| form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == name))
 }
 
 /// The `menu` parameter of a query: the menu whose `<Gather>` posted the digits.

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod app;
 pub mod calls;
 pub mod config;
+pub mod doctor;
 pub mod event;
 pub mod exchange;
 pub mod form;

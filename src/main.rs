@@ -9,6 +9,7 @@ use signal_hook::iterator::Signals;
 
 use sipgateio_callevents::app::App;
 use sipgateio_callevents::config::{Config, VARIABLES, default_of};
+use sipgateio_callevents::doctor;
 use sipgateio_callevents::health;
 use sipgateio_callevents::output::EventSink;
 use sipgateio_callevents::register;
@@ -63,6 +64,7 @@ fn run() -> Result<(), Failure> {
             }
             "health" => return health_command(),
             "register" => return register_command(),
+            "doctor" => return doctor_command(),
             "simulate" => {
                 let webhook_url = || {
                     settings()
@@ -218,6 +220,39 @@ fn health_command() -> Result<(), Failure> {
     Ok(())
 }
 
+fn doctor_command() -> Result<(), Failure> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    if asks_for_help(&args) {
+        print!("{}", doctor::USAGE);
+        return Ok(());
+    }
+    if let Some(other) = args.first() {
+        return Err(Failure::usage(format!(
+            "doctor takes no arguments, got {other:?}; it reads the settings like the server (see doctor --help)"
+        )));
+    }
+    let config = settings()?;
+    let ssl_cert_file = std::env::var("SSL_CERT_FILE")
+        .ok()
+        .filter(|path| !path.is_empty());
+    let checks = doctor::run(&config, ssl_cert_file.as_deref(), &mut |check| {
+        println!("{check}");
+    })
+    .map_err(Failure::usage)?;
+    let failures = checks
+        .iter()
+        .filter(|check| check.outcome == doctor::Outcome::Failed)
+        .count();
+    if failures > 0 {
+        return Err(Failure {
+            code: 1,
+            message: format!("{failures} check(s) failed; sipgate cannot deliver calls yet"),
+        });
+    }
+    println!("sipgate can reach this server at {}", config.webhook_url);
+    Ok(())
+}
+
 fn register_command() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().skip(2).collect();
     if asks_for_help(&args) {
@@ -362,7 +397,9 @@ fn usage() -> String {
          \x20      sipgateio-callevents health   exit 0 if the server on this machine answers\n\
          \x20      GET /health with 200, else 1 (a container's HEALTHCHECK; see health --help)\n\
          \x20      sipgateio-callevents register [--incoming] [--outgoing]   set the account's\n\
-         \x20      sipgate.io URLs to WEBHOOK_URL/new-call (see register --help)\n\n\
+         \x20      sipgate.io URLs to WEBHOOK_URL/new-call (see register --help)\n\
+         \x20      sipgateio-callevents doctor   check that sipgate can reach this server at\n\
+         \x20      WEBHOOK_URL (see doctor --help)\n\n\
          Routes (under WEBHOOK_URL's path): POST /new-call, /on-answer, /on-hangup, /on-dtmf; GET /health\n\n\
          Settings, from the environment or a .env file in the working directory:\n",
         version()

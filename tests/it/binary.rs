@@ -432,7 +432,14 @@ fn a_local_webhook_url_at_another_port_and_a_silent_rust_log_are_named() {
 #[test]
 fn every_subcommand_has_help() {
     let dir = temp_dir("help-all");
-    for command in ["simulate", "check-rules", "answer", "health"] {
+    for command in [
+        "simulate",
+        "check-rules",
+        "answer",
+        "health",
+        "register",
+        "doctor",
+    ] {
         for flag in ["--help", "-h"] {
             let (code, stdout, stderr) = run(&dir, &[("MAX_BODY_BYTES", "10")], &[command, flag]);
             assert_eq!(code, 0, "{command} {flag}: {stderr}");

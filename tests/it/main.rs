@@ -13,6 +13,7 @@ mod support;
 
 mod binary;
 mod deploy;
+mod doctor;
 mod faults;
 mod fixtures;
 mod health;
