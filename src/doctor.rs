@@ -187,15 +187,10 @@ fn not_public(webhook: &WebhookUrl) -> Option<&'static str> {
     if webhook.is_on_this_machine() {
         return Some("this machine");
     }
-    let authority = webhook.authority();
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => host,
-        _ => authority,
-    };
-    let private = match host.trim_start_matches('[').trim_end_matches(']').parse() {
-        Ok(IpAddr::V4(ip)) => ip.is_private() || ip.is_link_local(),
-        Ok(IpAddr::V6(ip)) => (ip.segments()[0] & 0xfe00) == 0xfc00,
-        Err(_) => false,
+    let private = match webhook.ip() {
+        Some(IpAddr::V4(ip)) => ip.is_private() || ip.is_link_local(),
+        Some(IpAddr::V6(ip)) => (ip.segments()[0] & 0xfe00) == 0xfc00,
+        None => false,
     };
     private.then_some("a private address")
 }

@@ -113,16 +113,7 @@ pub fn other_port(webhook: &WebhookUrl, listen: SocketAddr) -> Option<String> {
     if !webhook.is_on_this_machine() || listen.port() == 0 {
         return None;
     }
-    let authority = webhook.authority();
-    let host = host_part(authority);
-    let port = match authority
-        .strip_prefix(host)
-        .and_then(|rest| rest.strip_prefix(':'))
-    {
-        Some(port) => port.parse().ok()?,
-        None if webhook.is_https() => 443,
-        None => 80,
-    };
+    let port = webhook.port();
     (port != listen.port()).then(|| {
         format!(
             "WEBHOOK_URL {webhook} is port {port} of this machine, but the server listens on {listen}: the answer and hangup events of every call go to port {port}. \

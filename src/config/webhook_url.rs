@@ -94,17 +94,35 @@ impl WebhookUrl {
     /// Whether the host is this machine (`localhost`, `127.0.0.1`, `[::1]` and the like):
     /// nothing outside it reaches such a URL unless something forwards it.
     pub fn is_on_this_machine(&self) -> bool {
+        let host = self.host();
+        host.eq_ignore_ascii_case("localhost") || self.ip().is_some_and(|ip| ip.is_loopback())
+    }
+
+    /// The host without port and brackets: `example.com`, `127.0.0.1`, `::1`.
+    pub fn host(&self) -> &str {
         let authority = self.authority();
         let host = match authority.rsplit_once(':') {
             // `[::1]:8080`, `example.com:8080`; not the colons inside `[::1]`.
             Some((host, port)) if !port.contains(']') => host,
             _ => authority,
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    /// The host, if it is an IP address.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.host().parse().ok()
+    }
+
+    /// The port sipgate connects to: the one written, or the scheme's.
+    pub fn port(&self) -> u16 {
+        let authority = self.authority();
+        match authority.rsplit_once(':') {
+            // The parse accepted only a number here.
+            Some((_, port)) if !port.contains(']') => port.parse().unwrap_or(0),
+            _ if self.is_https() => 443,
+            _ => 80,
+        }
     }
 
     /// Whether the scheme is `https`.
@@ -198,6 +216,34 @@ mod tests {
             assert_eq!(url.path_prefix(), prefix, "{text}");
             assert_eq!(url.callback("/new-call"), callback, "{text}");
         }
+    }
+
+    #[test]
+    fn host_port_and_ip() {
+        let cases = [
+            ("https://calls.example.com", "calls.example.com", 443, false),
+            ("http://calls.example.com/x", "calls.example.com", 80, false),
+            (
+                "HTTPS://u:pw@Calls.example.com:8443/x?t=1",
+                "Calls.example.com",
+                8443,
+                false,
+            ),
+            ("http://[::1]:8080", "::1", 8080, true),
+            ("http://[::1]", "::1", 80, true),
+            ("http://127.0.0.1:9/v2", "127.0.0.1", 9, true),
+            ("http://LOCALHOST:8092", "LOCALHOST", 8092, true),
+        ];
+        for (text, host, port, local) in cases {
+            let url = WebhookUrl::parse(text).unwrap();
+            assert_eq!((url.host(), url.port()), (host, port), "{text}");
+            assert_eq!(url.is_on_this_machine(), local, "{text}");
+        }
+        assert_eq!(
+            WebhookUrl::parse("https://10.0.0.1").unwrap().ip(),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(WebhookUrl::parse("https://example.com").unwrap().ip(), None);
     }
 
     #[test]
