@@ -250,6 +250,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The error for `var`'s `value`, saying what would have been accepted.
+fn invalid(var: &'static str, value: &str, expected: &str) -> ConfigError {
+    ConfigError {
+        var,
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
+}
+
 impl Config {
     /// Reads the settings from the process environment.
     ///
@@ -267,11 +276,6 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.is_empty());
         let get_or_default = |name: &str| get(name).unwrap_or_else(|| default_of(name).to_owned());
-        let invalid = |var: &'static str, value: &str, expected: &str| ConfigError {
-            var,
-            value: value.to_owned(),
-            expected: expected.to_owned(),
-        };
 
         let value = get_or_default("LISTEN_ADDR");
         let listen_addr: SocketAddr = value.parse().map_err(|_| {
@@ -415,11 +419,6 @@ fn sipgate_api(
     get: &dyn Fn(&str) -> Option<String>,
     get_or_default: &dyn Fn(&str) -> String,
 ) -> Result<SipgateApi, ConfigError> {
-    let invalid = |var: &'static str, value: &str, expected: &str| ConfigError {
-        var,
-        value: value.to_owned(),
-        expected: expected.to_owned(),
-    };
     let value = get_or_default("SIPGATE_API_URL");
     let url = WebhookUrl::parse(&value)
         .map_err(|problem| invalid("SIPGATE_API_URL", &value, &problem))?;
