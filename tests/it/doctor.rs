@@ -9,10 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
-}
-
 /// nginx and openssl, or `None` (after saying so) outside CI.
 fn tools() -> Option<(PathBuf, PathBuf)> {
     let nginx = Some(PathBuf::from("/usr/sbin/nginx"))
@@ -22,7 +18,7 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     match (nginx, openssl) {
         (Some(nginx), Some(openssl)) => Some((nginx, openssl)),
         _ => {
-            assert!(!ci(), "doctor's tests need nginx and openssl in CI");
+            assert!(!in_ci(), "doctor's tests need nginx and openssl in CI");
             skipped("doctor's TLS tests need nginx and openssl");
             None
         }
@@ -180,17 +176,26 @@ impl Drop for TlsProxy {
     }
 }
 
-/// A second server on a port of its own, with `WEBHOOK_URL` and the signature check on.
-fn another_server(webhook_url: &str) -> (Binary, u16) {
-    let port = free_port();
-    let server = Binary::start(
+/// The server on `port`, with `WEBHOOK_URL` and the signature check on.
+fn server_on(port: u16, webhook_url: &str) -> Binary {
+    Binary::start(
         &temp_dir("doctor-server"),
         &[
             ("LISTEN_ADDR", &format!("127.0.0.1:{port}")),
             ("WEBHOOK_URL", webhook_url),
         ],
-    );
-    (server, port)
+    )
+}
+
+/// A server behind the TLS proxy with `dir`'s certificate, its WEBHOOK_URL the proxy's
+/// `https://localhost:PORT` and `path`: (the proxy, the server, its port, the URL).
+fn behind_tls_proxy(nginx: &Path, dir: &Path, path: &str) -> (TlsProxy, Binary, u16, String) {
+    // The proxy's port must be known before the server starts, for its WEBHOOK_URL.
+    let upstream = free_port();
+    let proxy = TlsProxy::start(nginx, dir, upstream);
+    let url = format!("https://localhost:{}{path}", proxy.port);
+    let server = server_on(upstream, &url);
+    (proxy, server, upstream, url)
 }
 
 /// `doctor` with the server's settings: (exit code, stdout, stderr).
@@ -214,17 +219,7 @@ fn every_check_passes_behind_a_tls_proxy_with_a_trusted_certificate() {
     };
     let dir = temp_dir("doctor-trusted");
     certificate_from_a_ca(&tool, &dir);
-    // The proxy's port must be known before the server starts, for its WEBHOOK_URL.
-    let upstream = free_port();
-    let proxy = TlsProxy::start(&nginx, &dir, upstream);
-    let url = format!("https://localhost:{}/hooks", proxy.port);
-    let mut server = Binary::start(
-        &temp_dir("doctor-server"),
-        &[
-            ("LISTEN_ADDR", &format!("127.0.0.1:{upstream}")),
-            ("WEBHOOK_URL", &url),
-        ],
-    );
+    let (proxy, mut server, upstream, url) = behind_tls_proxy(&nginx, &dir, "/hooks");
     let (code, stdout, stderr) = doctor(upstream, &url, Some(&dir.join("ca.pem")));
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(!stdout.contains('✗'), "{stdout}");
@@ -257,16 +252,7 @@ fn a_self_signed_certificate_fails_with_the_fix() {
     };
     let dir = temp_dir("doctor-self-signed");
     self_signed(&tool, &dir);
-    let upstream = free_port();
-    let proxy = TlsProxy::start(&nginx, &dir, upstream);
-    let url = format!("https://localhost:{}", proxy.port);
-    let mut server = Binary::start(
-        &temp_dir("doctor-server"),
-        &[
-            ("LISTEN_ADDR", &format!("127.0.0.1:{upstream}")),
-            ("WEBHOOK_URL", &url),
-        ],
-    );
+    let (_proxy, mut server, upstream, url) = behind_tls_proxy(&nginx, &dir, "");
     let (code, stdout, stderr) = doctor(upstream, &url, None);
     assert_eq!(code, 1, "{stdout}");
     assert!(
@@ -287,13 +273,7 @@ fn plain_http_another_server_and_nothing_answering_fail_with_the_fix() {
     // Plain http to the server itself: reached, but not https.
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut server = Binary::start(
-        &temp_dir("doctor-server"),
-        &[
-            ("LISTEN_ADDR", &format!("127.0.0.1:{port}")),
-            ("WEBHOOK_URL", &url),
-        ],
-    );
+    let mut server = server_on(port, &url);
     let (code, stdout, _) = doctor(port, &url, None);
     assert_eq!(code, 1, "{stdout}");
     assert!(
@@ -307,7 +287,8 @@ fn plain_http_another_server_and_nothing_answering_fail_with_the_fix() {
     );
 
     // A URL that reaches another process of this program.
-    let (mut other, other_port) = another_server("http://localhost:1");
+    let other_port = free_port();
+    let mut other = server_on(other_port, "http://localhost:1");
     let elsewhere = format!("http://127.0.0.1:{other_port}");
     let (code, stdout, _) = doctor(port, &elsewhere, None);
     assert_eq!(code, 1, "{stdout}");

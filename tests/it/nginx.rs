@@ -38,10 +38,6 @@ const PUBLIC_URL: &str = "https://hooks.example.com";
 // ---------------------------------------------------------------------------------------
 // Finding nginx
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
-}
-
 fn find_nginx() -> Option<PathBuf> {
     let debian = Path::new("/usr/sbin/nginx");
     if debian.is_file() {
@@ -55,7 +51,7 @@ fn nginx_or_skip() -> Option<PathBuf> {
     let found = find_nginx();
     if found.is_none() {
         assert!(
-            !ci(),
+            !in_ci(),
             "nginx not installed, and CI is set: these tests must run in CI (.ci/run installs it: apt-get install nginx)"
         );
         skipped("nginx not installed (apt-get install nginx)");

@@ -108,6 +108,12 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Whether the CI variable is set: there, a test that needs a tool fails without it
+/// instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
+}
+
 /// Says why a test does nothing. Written to stderr directly, not with `eprintln!`, which
 /// the test harness captures and hides for passing tests.
 pub fn skipped(why: &str) {
