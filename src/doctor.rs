@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, WebhookUrl};
+use crate::health;
 use crate::routes;
-use crate::server::reachable;
 
 /// How long each request may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,25 +114,27 @@ pub fn run(
         )));
     }
 
-    let local_url = format!(
-        "http://{}{}{}?instance",
-        reachable(config.listen_addr),
-        webhook.path_prefix(),
-        routes::HEALTH
-    );
-    let local = plain_agent();
-    let instance = match instance_at(&local, &local_url) {
-        Ok(instance) => {
-            note(passed(format!(
-                "the server on this machine answers at {local_url} (instance {instance})"
-            )));
-            Some(instance)
-        }
+    let instance = match health::url(config.listen_addr, webhook.path_prefix()) {
         Err(problem) => {
-            note(failed(format!(
-                "no server of this program answers at {local_url} ({problem}); start it with the same settings in another terminal (cargo run --release), then run doctor again"
-            )));
+            note(failed(problem));
             None
+        }
+        Ok(url) => {
+            let local_url = format!("{url}?instance");
+            match instance_at(&health::local_agent(TIMEOUT), &local_url) {
+                Ok(instance) => {
+                    note(passed(format!(
+                        "the server on this machine answers at {local_url} (instance {instance})"
+                    )));
+                    Some(instance)
+                }
+                Err(problem) => {
+                    note(failed(format!(
+                        "no server of this program answers at {local_url} ({problem}); start it with the same settings in another terminal (cargo run --release), then run doctor again"
+                    )));
+                    None
+                }
+            }
         }
     };
 
@@ -193,16 +195,6 @@ fn not_public(webhook: &WebhookUrl) -> Option<&'static str> {
         None => false,
     };
     private.then_some("a private address")
-}
-
-fn plain_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(TIMEOUT))
-        .max_redirects(0)
-        .proxy(None)
-        .build()
-        .into()
 }
 
 /// A client that trusts what sipgate's does: Mozilla's CA list (webpki-roots), or the

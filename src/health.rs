@@ -43,6 +43,18 @@ pub fn url(listen: SocketAddr, path_prefix: &str) -> Result<String, String> {
     ))
 }
 
+/// A client for the server on this machine: no proxy, as a proxy from the environment
+/// would not know its loopback address; statuses are answers, not errors.
+pub(crate) fn local_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
 /// Asks the server `config` describes for `/health`.
 ///
 /// # Errors
@@ -50,16 +62,7 @@ pub fn url(listen: SocketAddr, path_prefix: &str) -> Result<String, String> {
 /// or why there is no URL to ask.
 pub fn check(config: &Config, timeout: Duration) -> Result<String, String> {
     let url = url(config.listen_addr, config.webhook_url.path_prefix())?;
-    // No proxy: the server is on this machine, and a proxy from the environment would
-    // not know its loopback address.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(timeout))
-        .max_redirects(0)
-        .build()
-        .into();
-    match agent.get(&url).call() {
+    match local_agent(timeout).get(&url).call() {
         Ok(answer) if answer.status() == 200 => Ok(format!("{url} answered 200")),
         Ok(answer) if answer.status() == 404 => Err(format!(
             "unhealthy: {url} answered 404 instead of 200; WEBHOOK_URL's path must be the server's"
