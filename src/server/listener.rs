@@ -82,7 +82,7 @@ pub(super) fn bind(options: &ServerOptions) -> Result<Bound, BindError> {
                 .with_retries(3),
         )
         .map_err(bind_error)?;
-    if platform::LISTENER_PASSES_ON_TIMEOUTS {
+    if platform::TIMEOUTS_ON_LISTENER {
         socket
             .set_read_timeout(Some(options.read_timeout))
             .map_err(bind_error)?;

@@ -10,9 +10,9 @@ use super::{Blocked, Descriptors};
 /// Threads are told apart by what they are blocked in (see [`blocked_in`]).
 pub(in crate::server) const SEES_BLOCKED_CALLS: bool = true;
 
-/// Socket options set on the listening socket before `listen()` are copied to every
+/// Set the timeouts on the listening socket: options set there before `listen()` are copied to every
 /// socket it accepts, timeouts included.
-pub(in crate::server) const LISTENER_PASSES_ON_TIMEOUTS: bool = true;
+pub(in crate::server) const TIMEOUTS_ON_LISTENER: bool = true;
 
 /// What shuts down the sockets of clients that trickle their requests in; `None`, with a
 /// warning logged, where Linux refuses to copy descriptors.

@@ -35,13 +35,13 @@ pub(super) use pidfd::Descriptors;
 
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
 pub(super) use linux::{
-    AcceptedSockets, LISTENER_PASSES_ON_TIMEOUTS, SEES_BLOCKED_CALLS, blocked_in,
-    current_thread_id, trickle_cutter,
+    AcceptedSockets, SEES_BLOCKED_CALLS, TIMEOUTS_ON_LISTENER, blocked_in, current_thread_id,
+    trickle_cutter,
 };
 #[cfg(any(not(target_os = "linux"), feature = "portable"))]
 pub(super) use portable::{
-    AcceptedSockets, LISTENER_PASSES_ON_TIMEOUTS, SEES_BLOCKED_CALLS, blocked_in,
-    current_thread_id, trickle_cutter,
+    AcceptedSockets, SEES_BLOCKED_CALLS, TIMEOUTS_ON_LISTENER, blocked_in, current_thread_id,
+    trickle_cutter,
 };
 
 use std::os::fd::RawFd;

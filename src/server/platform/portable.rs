@@ -19,7 +19,7 @@ pub(in crate::server) const SEES_BLOCKED_CALLS: bool = false;
 /// sockets, and on macOS, which does not, they do no harm (its `accept()` ignores them).
 /// The tests of this path on Linux leave them off, so that what they test is
 /// [`AcceptedSockets`] setting them, as on macOS.
-pub(in crate::server) const LISTENER_PASSES_ON_TIMEOUTS: bool = !cfg!(target_os = "linux");
+pub(in crate::server) const TIMEOUTS_ON_LISTENER: bool = !cfg!(target_os = "linux");
 
 /// No client is cut here: says so once, at start.
 pub(in crate::server) fn trickle_cutter() -> Option<Descriptors> {
