@@ -10,8 +10,8 @@ use super::{Blocked, Descriptors};
 /// Threads are told apart by what they are blocked in (see [`blocked_in`]).
 pub(in crate::server) const SEES_BLOCKED_CALLS: bool = true;
 
-/// Set the timeouts on the listening socket: options set there before `listen()` are copied to every
-/// socket it accepts, timeouts included.
+/// Set the timeouts on the listening socket: options set there before `listen()` are
+/// copied to every socket it accepts, timeouts included.
 pub(in crate::server) const TIMEOUTS_ON_LISTENER: bool = true;
 
 /// What shuts down the sockets of clients that trickle their requests in; `None`, with a
