@@ -1,6 +1,7 @@
-//! The application: the routing table and the call logic, a request in, a reply out, no
-//! I/O. [`App::from_config`] builds it from the settings, for the binary and the tests
-//! alike.
+//! The application: the routing table and the call logic, a request in, a reply out. Its
+//! one wait is for the call journal (`CALL_LOG_FILE`), whose writer thread commits each
+//! accepted event before the reply goes out. [`App::from_config`] builds it from the
+//! settings, for the binary and the tests alike.
 //!
 //! [`App::route`] is the one place that says which path does what. Handlers return a
 //! [`Reply`]; the server writes it and prints the accepted event.
@@ -16,6 +17,7 @@ use crate::calls::CallTracker;
 use crate::config::{Config, WebhookUrl};
 use crate::event::{self, CallEvent, EventKind};
 use crate::exchange::{Accepted, AnsweredBy, ContentType, Incoming, Method, Reply};
+use crate::journal::{Entry, Journal, JournalError};
 use crate::metrics::{Metrics, Sampled};
 use crate::routes::{self, subscription};
 use crate::rules::{Rules, RulesError};
@@ -35,6 +37,8 @@ pub struct App {
     timezone: TimeZone,
     metrics: Option<Arc<Metrics>>,
     hosts: HostCheck,
+    /// The call journal, with `CALL_LOG_FILE`.
+    journal: Option<Journal>,
     /// This process among others: `GET /health?instance` answers `ok ID`, so `doctor` can
     /// tell that the public URL reaches this very server.
     instance: String,
@@ -52,6 +56,7 @@ struct RulesSlot {
 pub enum AppError {
     Key(KeyError),
     Rules(RulesError),
+    Journal(JournalError),
 }
 
 impl fmt::Display for AppError {
@@ -59,6 +64,7 @@ impl fmt::Display for AppError {
         match self {
             AppError::Key(error) => error.fmt(f),
             AppError::Rules(error) => error.fmt(f),
+            AppError::Journal(error) => error.fmt(f),
         }
     }
 }
@@ -68,11 +74,12 @@ impl std::error::Error for AppError {}
 impl App {
     /// The app the settings describe: the signature check with sipgate's key, or the one
     /// in `SIPGATE_PUBLIC_KEY_FILE` (none with `SKIP_SIGNATURE_VERIFICATION`); the call
-    /// rules of `CALL_RULES_FILE`; metrics with `METRICS=true`. The binary and the tests'
+    /// rules of `CALL_RULES_FILE`; metrics with `METRICS=true`; the call journal of
+    /// `CALL_LOG_FILE`. The binary and the tests'
     /// server both build it here, so a test server runs as the binary does.
     ///
     /// # Errors
-    /// The key file or the rules file cannot be used.
+    /// The key file, the rules file or the journal file cannot be used.
     pub fn from_config(config: &Config) -> Result<App, AppError> {
         let verifier = if config.skip_signature_verification {
             log::warn!(
@@ -101,7 +108,24 @@ impl App {
                 config.webhook_url.callback(routes::METRICS)
             );
         }
+        if let Some(call_log) = &config.call_log {
+            let metrics = app.metrics.as_ref().map(|metrics| metrics.journal());
+            let journal = Journal::open(call_log, metrics).map_err(AppError::Journal)?;
+            log::info!(
+                "committing every event to the call journal {} before answering it",
+                journal.path().display()
+            );
+            app.journal = Some(journal);
+        }
         Ok(app)
+    }
+
+    /// Writes the events still queued for the call journal and closes it, waiting
+    /// `grace` at most; for the end of the process.
+    pub fn close_journal(&self, grace: Duration) {
+        if let Some(journal) = &self.journal {
+            journal.close(grace);
+        }
     }
 
     /// Where the app counts, with `METRICS=true`; the server adds its own counters there.
@@ -126,6 +150,7 @@ impl App {
             timezone: config.timezone.clone(),
             metrics: None,
             hosts: HostCheck::new(url),
+            journal: None,
             instance: instance_id(),
         }
     }
@@ -286,13 +311,21 @@ impl App {
             },
             CallEvent::Answer(_) | CallEvent::Hangup(_) => (Reply::text(200, ""), None),
         };
-        let summary = self.calls.observe(&event, request.received);
-        reply.with_accepted(Accepted {
+        let mut accepted = Accepted {
+            summary: self.calls.observe(&event, request.received),
             event,
             received_utc: request.received_utc,
-            summary,
             answered_by,
-        })
+        };
+        if let Some(journal) = &self.journal {
+            // The journal's times outlive a restart; the memory's stand in when it failed.
+            if let Ok(summary) = journal.record(Entry::new(&accepted, request.body)) {
+                if let CallEvent::Hangup(_) = accepted.event {
+                    accepted.summary = summary;
+                }
+            }
+        }
+        reply.with_accepted(accepted)
     }
 }
 

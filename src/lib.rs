@@ -13,6 +13,7 @@ pub mod event;
 pub mod exchange;
 pub mod form;
 pub mod health;
+pub mod journal;
 pub mod metrics;
 pub mod output;
 pub mod register;

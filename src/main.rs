@@ -11,6 +11,7 @@ use sipgateio_callevents::app::App;
 use sipgateio_callevents::config::{Config, VARIABLES, default_of};
 use sipgateio_callevents::doctor;
 use sipgateio_callevents::health;
+use sipgateio_callevents::journal::history;
 use sipgateio_callevents::output::EventSink;
 use sipgateio_callevents::register;
 use sipgateio_callevents::routes;
@@ -24,6 +25,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// How long queued event lines then get to reach stdout.
 const STDOUT_GRACE: Duration = Duration::from_secs(1);
+
+/// How long events still queued for the call journal then get to be written.
+const JOURNAL_GRACE: Duration = Duration::from_secs(5);
 
 /// A reason to exit early: the exit code and the one line that explains it.
 struct Failure {
@@ -65,6 +69,7 @@ fn run() -> Result<(), Failure> {
             "health" => return health_command(),
             "register" => return register_command(),
             "doctor" => return doctor_command(),
+            "calls" => return calls_command(),
             "simulate" => {
                 let webhook_url = || {
                     settings()
@@ -156,7 +161,7 @@ fn run() -> Result<(), Failure> {
         sink.clone(),
     )
     .map_err(Failure::usage)?;
-    handle_signals(signals, server.stopper(), app)?;
+    handle_signals(signals, server.stopper(), Arc::clone(&app))?;
     log::info!(
         "listening on {} for up to {} connections at once; set the sipgate console's webhook URL to {}",
         server.local_addr(),
@@ -169,6 +174,7 @@ fn run() -> Result<(), Failure> {
     }
 
     let served = server.wait(SHUTDOWN_GRACE);
+    app.close_journal(JOURNAL_GRACE);
     // Also after a listener failure: what was accepted is printed before we go (or logged,
     // if stdout does not take it in time).
     sink.finish(STDOUT_GRACE);
@@ -250,6 +256,34 @@ fn doctor_command() -> Result<(), Failure> {
         });
     }
     println!("sipgate can reach this server at {}", config.webhook_url);
+    Ok(())
+}
+
+/// `calls`: the call history from the journal.
+fn calls_command() -> Result<(), Failure> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    if asks_for_help(&args) {
+        print!("{}", history::USAGE);
+        return Ok(());
+    }
+    let options = history::Options::from_args(&args).map_err(Failure::usage)?;
+    let config = settings()?;
+    let file = match (&options.file, &config.call_log) {
+        (Some(file), _) => file.clone(),
+        (None, Some(call_log)) => call_log.path.clone(),
+        (None, None) => {
+            return Err(Failure::usage(
+                "no call journal to read: set CALL_LOG_FILE (in .env or the environment) as the server has it, or pass --file PATH",
+            ));
+        }
+    };
+    let shown = history::show(&options, &file, &config.timezone, jiff::Timestamp::now())
+        .map_err(|message| Failure { code: 1, message })?;
+    if history::is_empty(&shown, &options) {
+        // On stderr, so that json and csv output stays parseable.
+        eprintln!("{}", history::nothing_found(&options, &file));
+    }
+    print!("{shown}");
     Ok(())
 }
 
@@ -399,7 +433,9 @@ fn usage() -> String {
          \x20      sipgateio-callevents register [--incoming] [--outgoing]   set the account's\n\
          \x20      sipgate.io URLs to WEBHOOK_URL/new-call (see register --help)\n\
          \x20      sipgateio-callevents doctor   check that sipgate can reach this server at\n\
-         \x20      WEBHOOK_URL (see doctor --help)\n\n\
+         \x20      WEBHOOK_URL (see doctor --help)\n\
+         \x20      sipgateio-callevents calls [--since 24h] [--missed] [--format table|json|csv]\n\
+         \x20      the call history from CALL_LOG_FILE (see calls --help)\n\n\
          Routes (under WEBHOOK_URL's path): POST /new-call, /on-answer, /on-hangup, /on-dtmf; GET /health\n\n\
          Settings, from the environment or a .env file in the working directory:\n",
         version()

@@ -29,6 +29,9 @@ const ANSWER_BUCKETS: [f64; 14] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Events per journal commit: one when calls come one by one, more under load.
+const GROUP_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0];
+
 /// The documented hangup causes; anything else is counted as `other`, so a label cannot
 /// take unbounded values.
 const CAUSES: [&str; 7] = [
@@ -65,6 +68,11 @@ struct MenuLabels {
     menu: String,
     /// The digits of the option, or `otherwise`.
     option: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JournalFailureLabels {
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -162,6 +170,32 @@ impl Metrics {
         }
     }
 
+    /// Registers the call journal's metrics (`CALL_LOG_FILE`) and returns where it counts.
+    pub fn journal(&self) -> JournalMetrics {
+        let metrics = JournalMetrics {
+            commit_seconds: Histogram::new(ANSWER_BUCKETS),
+            events_per_commit: Histogram::new(GROUP_BUCKETS),
+            failures: Family::default(),
+        };
+        let mut registry = self.registry();
+        registry.register(
+            "sipgateio_journal_commit_seconds",
+            "Time to commit one group of events to the call journal",
+            metrics.commit_seconds.clone(),
+        );
+        registry.register(
+            "sipgateio_journal_events_per_commit",
+            "Events committed together in one transaction of the call journal",
+            metrics.events_per_commit.clone(),
+        );
+        registry.register(
+            "sipgateio_journal_failures",
+            "Events answered without being in the call journal first, by kind: write (the commit failed; retried), late (not committed in time; written later), lost (not kept: the queue or the retry backlog was full)",
+            metrics.failures.clone(),
+        );
+        metrics
+    }
+
     /// Adds a source of values read at each scrape (gauges of the server's state).
     pub fn register_collector(&self, collector: impl Collector) {
         self.registry().register_collector(Box::new(collector));
@@ -240,6 +274,29 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry())
             .expect("writing to a String cannot fail");
         text
+    }
+}
+
+/// Where the call journal counts (`METRICS=true` with `CALL_LOG_FILE`).
+#[derive(Debug, Clone)]
+pub struct JournalMetrics {
+    commit_seconds: Histogram,
+    events_per_commit: Histogram,
+    failures: Family<JournalFailureLabels, Counter>,
+}
+
+impl JournalMetrics {
+    /// A group of `events` committed in `took`.
+    pub fn committed(&self, events: usize, took: Duration) {
+        self.commit_seconds.observe(took.as_secs_f64());
+        self.events_per_commit.observe(events as f64);
+    }
+
+    /// `events` answered without being in the journal, for the reason `kind`.
+    pub fn failed(&self, kind: &'static str, events: usize) {
+        self.failures
+            .get_or_create(&JournalFailureLabels { kind })
+            .inc_by(events as u64);
     }
 }
 

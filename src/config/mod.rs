@@ -48,6 +48,8 @@ pub struct Config {
     pub timezone: TimeZone,
     /// `true` serves `GET /metrics` (`METRICS`).
     pub metrics: bool,
+    /// The call journal (`CALL_LOG_FILE`, `CALL_LOG_SYNC`, `CALL_LOG_DAYS`); `None` without.
+    pub call_log: Option<CallLog>,
     /// sipgate's REST API, for `register` (`SIPGATE_API_URL`, `SIPGATE_TOKEN_ID`,
     /// `SIPGATE_TOKEN`).
     pub sipgate_api: SipgateApi,
@@ -188,6 +190,21 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "true serves Prometheus metrics at GET /metrics under WEBHOOK_URL's path (keep it off the public side)",
     },
     Variable {
+        name: "CALL_LOG_FILE",
+        default: "(none: events are only printed)",
+        meaning: "SQLite file every accepted event is committed to before its answer; the call history (calls) reads it",
+    },
+    Variable {
+        name: "CALL_LOG_SYNC",
+        default: "normal",
+        meaning: "normal: the journal survives a crash of the process; full: also a power loss (an fsync per commit)",
+    },
+    Variable {
+        name: "CALL_LOG_DAYS",
+        default: "90",
+        meaning: "events older than this many days are removed from the journal (at start and daily); 0 keeps all",
+    },
+    Variable {
         name: "SIPGATE_TOKEN_ID",
         default: "(none)",
         meaning: "id of a personal access token of the sipgate account (token-XXXXXX), for register",
@@ -219,6 +236,8 @@ const MAX_TIMEOUT_SECONDS: usize = 3600;
 const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 const MAX_CALL_TTL_SECONDS: usize = 7 * 24 * 3600;
 const MAX_TRACKED_CALLS_LIMIT: usize = 10_000_000;
+/// A hundred years.
+const MAX_CALL_LOG_DAYS: u32 = 36_500;
 // Far above any sipgate body (all captures are under 1 KiB) and small enough that a full
 // buffer per in-flight request cannot exhaust memory.
 const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -370,6 +389,8 @@ impl Config {
         let metrics = parse_bool(&value)
             .ok_or_else(|| invalid("METRICS", &value, "true or false (also 1/0, yes/no)"))?;
 
+        let call_log = call_log(&get, &get_or_default)?;
+
         let sipgate_api = sipgate_api(&get, &get_or_default)?;
         let value = get_or_default("REGISTER_ON_START");
         let register_on_start = parse_bool(&value).ok_or_else(|| {
@@ -402,6 +423,7 @@ impl Config {
             call_rules_file,
             timezone,
             metrics,
+            call_log,
             sipgate_api,
             register_on_start,
             retired_settings: RETIRED
@@ -411,6 +433,64 @@ impl Config {
                 .collect(),
         })
     }
+}
+
+/// Where and how the call journal is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallLog {
+    /// `CALL_LOG_FILE`.
+    pub path: PathBuf,
+    /// `CALL_LOG_SYNC`.
+    pub sync: CallLogSync,
+    /// `CALL_LOG_DAYS`; 0 keeps every event.
+    pub days: u32,
+}
+
+/// What a committed event survives (`CALL_LOG_SYNC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallLogSync {
+    /// A crash of the process (SQLite's `synchronous=NORMAL` in WAL mode).
+    Normal,
+    /// Also a power loss: an fsync per commit (`synchronous=FULL`).
+    Full,
+}
+
+/// `CALL_LOG_FILE`, `CALL_LOG_SYNC` and `CALL_LOG_DAYS`; the last two are checked even
+/// without a file, so a typo shows before the journal is turned on.
+fn call_log(
+    get: &dyn Fn(&str) -> Option<String>,
+    get_or_default: &dyn Fn(&str) -> String,
+) -> Result<Option<CallLog>, ConfigError> {
+    let value = get_or_default("CALL_LOG_SYNC");
+    let sync = match value.trim().to_ascii_lowercase().as_str() {
+        "normal" => CallLogSync::Normal,
+        "full" => CallLogSync::Full,
+        _ => {
+            return Err(invalid(
+                "CALL_LOG_SYNC",
+                &value,
+                "normal (survives a crash of the process) or full (also a power loss)",
+            ));
+        }
+    };
+    let value = get_or_default("CALL_LOG_DAYS");
+    let days = value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|days| *days <= MAX_CALL_LOG_DAYS)
+        .ok_or_else(|| {
+            invalid(
+                "CALL_LOG_DAYS",
+                &value,
+                &format!("a whole number of days from 0 (keep every event) to {MAX_CALL_LOG_DAYS}"),
+            )
+        })?;
+    Ok(get("CALL_LOG_FILE").map(|path| CallLog {
+        path: PathBuf::from(path),
+        sync,
+        days,
+    }))
 }
 
 /// `SIPGATE_API_URL`, `SIPGATE_TOKEN_ID` and `SIPGATE_TOKEN`. The token's value appears in
