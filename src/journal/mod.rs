@@ -227,6 +227,13 @@ fn open_for_writing(settings: &CallLog) -> Result<Connection, JournalError> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|error| refuse(format!("cannot open it: {}", describe(&error))))?;
+    // Known at open, before any read: a WAL file that cannot be written may not even be
+    // readable, and "not a database" would then send the user the wrong way.
+    if connection.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+        return Err(refuse(
+            "cannot be written (no write permission, or a read-only file system); give this user write access to the file and its folder".to_owned(),
+        ));
+    }
     let version = schema::version_of(&connection).map_err(|error| {
         refuse(format!(
             "cannot read it as an SQLite database ({}); name a new file, or the journal file this program made",
@@ -238,11 +245,6 @@ fn open_for_writing(settings: &CallLog) -> Result<Connection, JournalError> {
             "its schema version is {version}, newer than this binary's {}: it was written by a newer sipgateio-callevents; run that version, or name another file",
             schema::VERSION
         )));
-    }
-    if connection.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
-        return Err(refuse(
-            "cannot be written (no write permission, or a read-only file system); give this user write access to the file and its folder".to_owned(),
-        ));
     }
     connection
         .busy_timeout(BUSY_TIMEOUT)

@@ -19,6 +19,7 @@ mod fixtures;
 mod health;
 mod hostile;
 mod http;
+mod journal;
 mod metrics;
 mod nginx;
 mod register;
