@@ -77,6 +77,16 @@ impl Entry {
     pub fn received_at(&self) -> &str {
         &self.received_at
     }
+
+    /// The `call_id` column.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The `fields` column: every form field, as a JSON object.
+    pub fn fields(&self) -> &str {
+        &self.fields
+    }
 }
 
 /// `received_at`: RFC 3339 in UTC with milliseconds, one fixed width, so that the text
