@@ -439,6 +439,7 @@ fn every_subcommand_has_help() {
         "health",
         "register",
         "doctor",
+        "calls",
     ] {
         for flag in ["--help", "-h"] {
             let (code, stdout, stderr) = run(&dir, &[("MAX_BODY_BYTES", "10")], &[command, flag]);

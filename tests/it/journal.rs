@@ -503,3 +503,24 @@ fn bad_journal_settings_exit_2_naming_the_value() {
         );
     }
 }
+
+#[test]
+fn commits_are_measured_with_metrics_on() {
+    let dir = temp_dir("journal-metrics");
+    let mut server = start(&dir, &[("METRICS", "true")]);
+    three_calls(&server);
+    let page = get(&server.url("/metrics")).body;
+    let value = |name: &str| -> f64 {
+        page.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {page}"))
+    };
+    // Six events, posted one after another: six commits of one event each.
+    assert_eq!(value("sipgateio_journal_commit_seconds_count"), 6.0);
+    assert_eq!(value("sipgateio_journal_events_per_commit_sum"), 6.0);
+    assert!(
+        !page.contains("sipgateio_journal_failures_total{"),
+        "no failure yet: {page}"
+    );
+    server.stop_cleanly();
+}
