@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # CI for the platforms beyond the build machine (called at the end of .ci/run):
-#   (a) clippy, warnings as errors, for aarch64-apple-darwin (zig compiles ring's C for it);
+#   (a) clippy, warnings as errors, for aarch64-apple-darwin (zig compiles ring's and
+#       SQLite's C for it);
 #   (b) the static x86_64-unknown-linux-musl binary, alone in an empty root (chroot: no
 #       /etc, no /proc, no time-zone database), answers sipgate's signed capture with the
-#       XML of a rule that needs TIMEZONE=America/New_York;
+#       XML of a rule that needs TIMEZONE=America/New_York, journals it (CALL_LOG_FILE),
+#       and its `calls` subcommand shows the call;
 #   (c) the image built from the Dockerfile with buildah answers it the same way, and its
 #       `health` subcommand reports the server healthy.
 # Everything listens on 127.0.0.1 only. The tools are installed when missing; a failed
@@ -173,6 +175,9 @@ settings=(
   "TIMEZONE=America/New_York"
 )
 
+# The callId of the signed capture (tests/fixtures/18-signed-real-capture.form).
+CAPTURE_CALL_ID=54566B150B0C0D3A5D534D5F565D7C5F54535A5C5B53525A7E5B5D5745504457444C425D5057
+
 version=$(sed -n 's/^version = "\([^"]*\)"$/\1/p' Cargo.toml | head -n 1)
 
 # --- (b) the static binary alone ------------------------------------------------------
@@ -193,11 +198,20 @@ static_binary() {
   local files
   files=$(cd "$root" && find . -mindepth 1 | sort | tr '\n' ' ')
   [ "$files" = "./rules.toml ./$NAME " ] || fail "the root holds more than the binary and the rules: $files"
-  start_server "$work/chroot.log" $sudo env -i "${settings[@]}" "$(command -v chroot)" "$root" "/$NAME"
+  # With the call journal: SQLite is compiled into the binary, so it needs no library here.
+  start_server "$work/chroot.log" $sudo env -i "${settings[@]}" CALL_LOG_FILE=/calls.sqlite \
+    "$(command -v chroot)" "$root" "/$NAME"
   grep -q 'answering calls by 1 rule' "$work/chroot.log" ||
     fail "the server did not load the rules: $(cat "$work/chroot.log")"
   post_capture "the static binary in an empty root"
   stop_server "$work/chroot.log"
+  local history
+  history=$($sudo env -i CALL_LOG_FILE=/calls.sqlite TIMEZONE=America/New_York \
+    "$(command -v chroot)" "$root" "/$NAME" calls --format csv) ||
+    fail "calls in the empty root failed: $history"
+  grep -q "^$CAPTURE_CALL_ID,in,.*,ongoing" <<<"$history" ||
+    fail "the journal in the empty root lacks the signed capture's call: $history"
+  echo "platforms.sh: the static binary journaled the call and calls shows it" >&2
 }
 
 # --- (c) the image --------------------------------------------------------------------
