@@ -524,3 +524,85 @@ fn commits_are_measured_with_metrics_on() {
     );
     server.stop_cleanly();
 }
+
+#[test]
+fn old_events_are_removed_at_start() {
+    let dir = temp_dir("journal-retention");
+    let mut server = start(&dir, &[]);
+    assert_eq!(new_call(&server, "recent", "491").status, 200);
+    server.stop_cleanly();
+    {
+        // More than one batch of old events, from another year.
+        let mut connection = Connection::open(dir.join(JOURNAL)).unwrap();
+        let transaction = connection.transaction().unwrap();
+        for index in 0..1_234 {
+            transaction
+                .execute(
+                    "INSERT INTO events (received_at, event, call_id, fields)
+                     VALUES ('2020-01-01T10:00:00.000Z', 'newCall', ?1, '{}')",
+                    [format!("old-{index}")],
+                )
+                .unwrap();
+        }
+        transaction.commit().unwrap();
+    }
+    let server = start(&dir, &[("CALL_LOG_DAYS", "30")]);
+    let removed = "removed 1234 event(s) older than 30 days";
+    let lines = server.wait_for_stderr(std::time::Duration::from_secs(10), |lines| {
+        lines.iter().any(|line| line.contains(removed))
+    });
+    assert!(
+        lines.iter().any(|line| line.contains(removed)),
+        "{lines:#?}"
+    );
+    assert_eq!(rows(&dir, "SELECT call_id FROM events"), [["recent"]]);
+}
+
+#[test]
+fn a_lock_held_past_the_wait_delays_the_event_not_the_answer() {
+    let _alone = exclusive();
+    let dir = temp_dir("journal-busy");
+    let mut server = start(&dir, &[("METRICS", "true")]);
+    assert_eq!(new_call(&server, "before", "491").status, 200);
+    // Another process (here: this test) holds the write lock for 4 s, longer than the
+    // 3 s a request waits for its commit.
+    let blocker = Connection::open(dir.join(JOURNAL)).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let reply = new_call(&server, "held", "492");
+    let took = started.elapsed();
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("<Response onAnswer="), "{}", reply.body);
+    assert!(
+        (2.8..3.9).contains(&took.as_secs_f64()),
+        "answered after {took:?}, not after the 3 s wait"
+    );
+    assert!(rows(&dir, "SELECT call_id FROM events WHERE call_id = 'held'").is_empty());
+    std::thread::sleep(std::time::Duration::from_secs(4).saturating_sub(started.elapsed()));
+    blocker.execute_batch("COMMIT").unwrap();
+    let lines = server.wait_for_stderr(std::time::Duration::from_secs(10), |lines| {
+        lines
+            .iter()
+            .any(|line| line.contains("journaled before their answer again"))
+    });
+    let failure = lines
+        .iter()
+        .filter(|line| line.contains("answered and printed without being journaled first"))
+        .count();
+    assert_eq!(failure, 1, "{lines:#?}");
+    assert!(
+        lines.iter().any(|line| line
+            .contains("1 event(s) were answered first, 1 of them are in the journal now")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        rows(&dir, "SELECT call_id FROM events WHERE call_id = 'held'"),
+        [["held"]]
+    );
+    let page = get(&server.url("/metrics")).body;
+    assert!(
+        page.contains("sipgateio_journal_failures_total{kind=\"late\"} 1"),
+        "{page}"
+    );
+    server.stop_cleanly();
+}
