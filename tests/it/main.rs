@@ -20,6 +20,7 @@ mod health;
 mod hostile;
 mod http;
 mod journal;
+mod journal_faults;
 mod metrics;
 mod nginx;
 mod register;
