@@ -319,10 +319,10 @@ impl App {
         };
         if let Some(journal) = &self.journal {
             // The journal's times outlive a restart; the memory's stand in when it failed.
-            if let Ok(summary) = journal.record(Entry::new(&accepted, request.body)) {
-                if let CallEvent::Hangup(_) = accepted.event {
-                    accepted.summary = summary;
-                }
+            // A journal without the call's newCall (it was not on yet, or could not be
+            // written then) leaves the memory's times.
+            if let Ok(Some(summary)) = journal.record(Entry::new(&accepted, request.body)) {
+                accepted.summary = Some(summary);
             }
         }
         reply.with_accepted(accepted)

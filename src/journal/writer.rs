@@ -129,22 +129,28 @@ impl Writer {
     }
 
     /// Commits `group`, answers each waiting handler, and keeps the events of a failed
-    /// commit for a retry.
+    /// commit for a retry. Kept events go first, in the same transaction, so that the
+    /// journal stays in the order events came and a hangup finds its call's newCall.
     fn commit(&mut self, group: Vec<Pending>) {
         let started = Instant::now();
-        match write(
-            &mut self.connection,
-            group.iter().map(|pending| &pending.entry),
-        ) {
+        let kept = self.backlog.len().min(MAX_GROUP);
+        let entries = self
+            .backlog
+            .iter()
+            .take(kept)
+            .chain(group.iter().map(|pending| &pending.entry));
+        match write(&mut self.connection, entries) {
             Ok(summaries) => {
                 if let Some(metrics) = &self.metrics {
-                    metrics.committed(group.len(), started.elapsed());
+                    metrics.committed(kept + group.len(), started.elapsed());
                 }
-                for (pending, summary) in group.into_iter().zip(summaries) {
+                self.backlog.drain(..kept);
+                for (pending, summary) in group.into_iter().zip(summaries.into_iter().skip(kept)) {
                     // A handler that stopped waiting has counted its event as late.
                     let _ = pending.done.try_send(Ok(summary));
                 }
                 if self.backlog.is_empty() {
+                    self.retry_at = None;
                     self.failures.recovered();
                 } else {
                     self.retry_at = Some(Instant::now());

@@ -332,3 +332,67 @@ fn a_full_disk_after_a_checkpoint_costs_no_answer_and_the_journal_catches_up() {
         during_at_least: 100,
     });
 }
+
+/// A call whose newCall and answer were answered on the full disk, and whose hangup is the
+/// first event once space is back: the hangup finds them in the journal (the events kept
+/// for a retry are written first, in the order they came), so its line has its times.
+#[test]
+fn a_call_begun_on_a_full_disk_keeps_its_times_and_its_order() {
+    let mount_point = temp_dir("journal-full-disk-order");
+    let tmpfs = match Tmpfs::mount(&mount_point, "512k") {
+        Ok(tmpfs) => tmpfs,
+        Err(why) if in_ci() => panic!("the full-disk tests need a tmpfs in CI: {why}"),
+        Err(why) => {
+            skipped(&format!(
+                "the journal on a full disk needs root to mount a tmpfs: {why}"
+            ));
+            return;
+        }
+    };
+    let journal = tmpfs.dir.join("calls.sqlite");
+    let filler = tmpfs.dir.join("filler");
+    let work = temp_dir("journal-full-disk-order-work");
+    let mut server = Binary::start(
+        &work,
+        &[
+            ("CALL_LOG_FILE", journal.to_str().unwrap()),
+            ("SKIP_SIGNATURE_VERIFICATION", "true"),
+        ],
+    );
+    let event = |path: &str, body: &str| {
+        let answer = post(&server.url(path), body.as_bytes(), &[]);
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    };
+    event("/new-call", "event=newCall&from=491&to=492&callId=first");
+    fill(&filler);
+    event("/new-call", "event=newCall&from=491&to=492&callId=begun");
+    std::thread::sleep(Duration::from_millis(200));
+    event("/on-answer", "event=answer&callId=begun&user=Alice");
+    let lines = server.wait_for_stderr(Duration::from_secs(5), |lines| count(lines, FAILED) > 0);
+    assert_eq!(count(&lines, FAILED), 1, "{lines:#?}");
+    std::fs::remove_file(&filler).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    event(
+        "/on-hangup",
+        "event=hangup&callId=begun&cause=normalClearing",
+    );
+    let (stdout, _) = server.stop_cleanly();
+    let hangup = stdout
+        .lines()
+        .find(|line| line.contains("hung up") && line.contains("callId begun"))
+        .unwrap_or_else(|| panic!("no hangup line: {stdout}"));
+    assert!(
+        hangup.contains(", rang ") && hangup.contains(", talked "),
+        "{hangup}"
+    );
+    let connection = Connection::open(&journal).unwrap();
+    let mut statement = connection
+        .prepare("SELECT event FROM events WHERE call_id = 'begun' ORDER BY id")
+        .unwrap();
+    let order: Vec<String> = statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(order, ["newCall", "answer", "hangup"]);
+}
