@@ -2,9 +2,13 @@
 # Profile one benchmark target under a bounded wrk load with perf (sampling on cpu-clock,
 # which works in VMs without hardware counters).
 #
-#   bench/profile.sh [new-call | new-call-verified | on-hangup | baseline] [SECONDS]
+#   bench/profile.sh [new-call | new-call-verified | on-hangup | baseline
+#                     | new-call-journal | on-hangup-journal] [SECONDS]
 #   PROFILER=callgrind bench/profile.sh TARGET [SECONDS]
 #   PROFILER=syscalls bench/profile.sh TARGET [SECONDS]
+#
+# The -journal targets are new-call and on-hangup with CALL_LOG_FILE (CALL_LOG_SYNC=normal),
+# a new journal in bench/results/ (the project's file system), removed afterwards.
 #
 # Builds the release binary (it keeps line tables, so perf resolves symbols), starts the
 # target on a loopback port, warms it up, records the server process for SECONDS (default
@@ -43,6 +47,8 @@ case "$TARGET" in
     env_vars="SKIP_SIGNATURE_VERIFICATION=false" ;;
   on-hangup) path=/on-hangup body=09-hangup-normalclearing.form ;;
   baseline) kind=baseline path=/new-call body=01-newcall-in.form env_vars="" ;;
+  new-call-journal) path=/new-call body=01-newcall-in.form journal=1 ;;
+  on-hangup-journal) path=/on-hangup body=09-hangup-normalclearing.form journal=1 ;;
   *) echo "bench/profile.sh: unknown target $TARGET" >&2; exit 2 ;;
 esac
 
@@ -55,12 +61,19 @@ if [[ "$kind" == baseline ]]; then
 else
   cp "$TARGET_DIR/release/sipgateio-callevents" "$WORK/server"
 fi
-SERVER_PID=""
+SERVER_PID="" JOURNAL_DIR=""
 cleanup() {
   [[ -n "$SERVER_PID" ]] && kill -KILL "$SERVER_PID" 2>/dev/null || true
   rm -rf "$WORK"
+  [[ -z "$JOURNAL_DIR" ]] || rm -rf "$JOURNAL_DIR"
 }
 trap cleanup EXIT
+if [[ -n "${journal:-}" ]]; then
+  # Beside the project, not in TMPDIR, which may be tmpfs.
+  mkdir -p "$BENCH/results"
+  JOURNAL_DIR="$(mktemp -d "$BENCH/results/journal.XXXXXX")"
+  env_vars+=" CALL_LOG_SYNC=normal CALL_LOG_FILE=$JOURNAL_DIR/calls.sqlite"
+fi
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 WORKERS="${WORKERS:-$(python3 -c 'import os; print(max(len(os.sched_getaffinity(0)), 4))')}"

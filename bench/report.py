@@ -23,6 +23,13 @@ RATIO_GOALS = {"/new-call": 1.2, "/on-hangup": 1.1}
 # least ratio, what it means).
 PAIR_GOALS = [("/new-call metrics", "/new-call", 0.95, "with METRICS=true within 5 % of off")]
 RSS_GOAL_MB = 10.0
+# The journal targets (CALL_LOG_FILE, CALL_LOG_SYNC=normal) and the route each is measured
+# against, round by round; their goals: the least ratio of req/s, the p99 answer time, the
+# peak RSS. They are left out of RSS_GOAL_MB, which is the server's without the journal.
+JOURNAL_PAIRS = {"/new-call journal": "/new-call", "/on-hangup journal": "/on-hangup"}
+JOURNAL_RATIO_GOAL = 0.5
+JOURNAL_P99_GOAL_MS = 10.0
+JOURNAL_RSS_GOAL_MB = 20.0
 VERIFIED, UNVERIFIED = "/new-call verified", "/new-call"
 # wrk's connections: at most this many requests per run are answered after wrk stops counting.
 CONNECTIONS_BOUND = int(os.environ.get("BENCH_CONNECTIONS", "32"))
@@ -78,6 +85,69 @@ def mb(kb):
     return kb * 1024 / 1e6
 
 
+def journal_section(by_name, order, emit):
+    """The journal targets against the same route without the journal, round by round."""
+    names = [name for name in order if name in JOURNAL_PAIRS and JOURNAL_PAIRS[name] in by_name]
+    if not names:
+        return
+    emit("### The call journal (`CALL_LOG_FILE`, `CALL_LOG_SYNC=normal`)\n")
+    emit(
+        "| Target | req/s (median) | × without the journal (median) | per round | p50 | "
+        "p99 (median, highest) | peak RSS (VmHWM) | server CPU per request (without) | "
+        "rows / event lines | file per event |"
+    )
+    emit("|---|---:|---:|---|---:|---:|---:|---:|---|---:|")
+    verdicts = []
+    for name in names:
+        rows = by_name[name]
+        against = {r["round"]: r for r in by_name[JOURNAL_PAIRS[name]]}
+        pairs = [(r, against[r["round"]]) for r in rows if r["round"] in against]
+        ratios = [r["rps"] / a["rps"] for r, a in pairs if a["rps"]]
+        ratio = statistics.median(ratios) if ratios else float("nan")
+        p99s = [r["p99_us"] / 1000 for r in rows]
+        peak = max(mb(r["hwm_kb"]) for r in rows)
+        journaled = sum(r.get("journal_rows", 0) for r in rows)
+        printed = sum(r.get("journal_lines", 0) for r in rows)
+        stored = sum(r.get("journal_bytes", 0) for r in rows)
+        emit(
+            f"| `{name}` | {statistics.median(r['rps'] for r in rows):,.0f} | {ratio:.2f} | "
+            f"{', '.join(f'{v:.2f}' for v in ratios)} | "
+            f"{statistics.median(r['p50_us'] for r in rows) / 1000:.2f} ms | "
+            f"{statistics.median(p99s):.2f} ms, {max(p99s):.2f} ms | {peak:.1f} MB | "
+            f"{statistics.median(r['cpu_us'] for r in rows):.1f} µs "
+            f"({statistics.median(a['cpu_us'] for _, a in pairs):.1f} µs) | "
+            f"{journaled:.0f} / {printed:.0f}{'' if journaled == printed else ' **(differ)**'} | "
+            f"{stored / journaled if journaled else float('nan'):,.0f} bytes |"
+        )
+        verdicts.append((name, ratio, statistics.median(p99s), max(p99s), peak, journaled == printed))
+    emit("")
+    emit(
+        "× without the journal is the median of each round's ratio to the same route without "
+        "`CALL_LOG_FILE`, measured in the same round (per round: in round order); p99 the "
+        "median of the rounds' and the highest; rows are those in the `events` table after "
+        "the server's clean stop, event lines all that its stdout got from start to stop "
+        "(warm-up included), summed over the rounds: equal when every answered event was "
+        "committed. File per event: the main file and its -wal after the stop, over the rows. "
+        "Every request repeats one callId, so each hangup's summary query reads all the rows "
+        "of that one call."
+    )
+    emit("")
+    for name, ratio, p99, p99_max, peak, complete in verdicts:
+        goals = [
+            (f"≥ {JOURNAL_RATIO_GOAL} × `{JOURNAL_PAIRS[name]}` req/s", f"{ratio:.2f}",
+             ratio >= JOURNAL_RATIO_GOAL),
+            (f"p99 < {JOURNAL_P99_GOAL_MS:.0f} ms", f"{p99:.2f} ms (highest round {p99_max:.2f} ms)",
+             p99 < JOURNAL_P99_GOAL_MS),
+            (f"peak RSS < {JOURNAL_RSS_GOAL_MB:.0f} MB", f"{peak:.1f} MB", peak < JOURNAL_RSS_GOAL_MB),
+            ("a row for every event line", "yes" if complete else "no", complete),
+        ]
+        emit(
+            f"- `{name}`: "
+            + "; ".join(f"{goal}: {value}, **{'met' if met else 'NOT met'}**" for goal, value, met in goals)
+        )
+    emit("")
+
+
 def main():
     runs = parse_runs(sys.argv[1])
     extra = parse_keyed(sys.argv[2])
@@ -121,6 +191,8 @@ def main():
     emit(f"- Date: {meta.get('date', '?')}; commit {meta.get('commit', '?')}")
     emit(f"- Machine: {meta.get('cpu', '?')}; {meta.get('kernel', '?')}; {meta.get('rustc', '?')}")
     emit(f"- Load average: {meta.get('loadavg', '?')}")
+    if "journal_fs" in meta:
+        emit(f"- Journal targets' files on: {meta['journal_fs']}")
     emit("")
     emit(
         "| Target | req/s (median) | × baseline | p50 | p99 | peak RSS (VmHWM) | "
@@ -211,11 +283,14 @@ def main():
                     f"(per round: {', '.join(f'{p[0]:.2f}' for p in pairs)}; "
                     f"requests per CPU-second: {cpu_value:.2f} ×)"
                 )
-    app_rows = [r for r in runs if r["name"] != BASELINE]
+    app_rows = [r for r in runs if r["name"] != BASELINE and r["name"] not in JOURNAL_PAIRS]
     if app_rows:
         peak = max(mb(r["hwm_kb"]) for r in app_rows)
         verdict = "met" if peak < RSS_GOAL_MB else "NOT met"
-        emit(f"- peak RSS under load < {RSS_GOAL_MB:.0f} MB (every target of this server): {peak:.1f} MB, **{verdict}**")
+        which = "every target of this server"
+        if any(name in JOURNAL_PAIRS for name in by_name):
+            which += " without the journal"
+        emit(f"- peak RSS under load < {RSS_GOAL_MB:.0f} MB ({which}): {peak:.1f} MB, **{verdict}**")
     for name in order:
         rows = by_name[name]
         if name == BASELINE or not any(r["lines"] for r in rows):
@@ -252,6 +327,8 @@ def main():
             f"building the `Verifier`, once at start: {verify.get('build_us', '?')} µs)"
         )
     emit("")
+
+    journal_section(by_name, order, emit)
 
     emit("### Start-up and size\n")
     emit("| Binary | start-up to first answered `GET /health` (median, min–max) | size unstripped | stripped |")

@@ -9,13 +9,16 @@
 # up, loads it with wrk, samples its memory and CPU time, and stops it. Then it times
 # start-up to the first answered request and measures the binary size, one signature
 # check, one decision by 50 call rules (bench/rules-50.toml) and the application's part of
-# a request (routing and the event line). The markdown table goes to stdout and
+# a request (routing and the event line). The `journal` targets run the same requests
+# with CALL_LOG_FILE set (CALL_LOG_SYNC=normal), a fresh journal in a new folder of
+# bench/results/ per run (on the project's file system, not tmpfs); after each, its rows are
+# counted against the event lines. The markdown table goes to stdout and
 # to bench/results/latest.md (git-ignored; the raw measurements go to bench/results/raw/,
 # and `python3 bench/report.py bench/results/raw/{runs.tsv,extra.txt,meta.txt,verify.txt}`
 # renders them again).
 #
 # Needs: cargo, wrk, curl, python3 (and strip for the stripped size). Installs nothing
-# unless run with --install (then: apt-get install wrk). Loopback only; about 8 minutes.
+# unless run with --install (then: apt-get install wrk). Loopback only; about 10 minutes.
 #
 # Settings (environment): BENCH_ROUNDS=5, BENCH_DURATION=10s, BENCH_WARMUP=2s,
 # BENCH_THREADS=2, BENCH_CONNECTIONS=32, BENCH_STARTS=20, WORKERS (the baseline's worker
@@ -40,18 +43,23 @@ for arg in "$@"; do
   case "$arg" in
     --install) INSTALL=1 ;;
     --quick) ROUNDS=1 DURATION=3s WARMUP=1s STARTS=5 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
 done
 
 # The targets: name | server (app or baseline) | path | body fixture | signature file | env.
-# To add a row, add a line; env is space-separated NAME=value pairs for the server.
+# To add a row, add a line; env is space-separated NAME=value pairs for the server, and
+# @JOURNAL@ in it becomes a new journal file for each run. A journal target follows its
+# route without the journal, so that the rotation below runs the two one after the other
+# (in all but the round where the list wraps between them).
 TARGETS=(
   "baseline|baseline|/new-call|01-newcall-in.form||"
   "/new-call|app|/new-call|01-newcall-in.form||SKIP_SIGNATURE_VERIFICATION=true"
+  "/new-call journal|app|/new-call|01-newcall-in.form||SKIP_SIGNATURE_VERIFICATION=true CALL_LOG_SYNC=normal CALL_LOG_FILE=@JOURNAL@"
   "/new-call verified|app|/new-call|18-signed-real-capture.form|18-signed-real-capture.sig|SKIP_SIGNATURE_VERIFICATION=false"
   "/on-hangup|app|/on-hangup|09-hangup-normalclearing.form||SKIP_SIGNATURE_VERIFICATION=true"
+  "/on-hangup journal|app|/on-hangup|09-hangup-normalclearing.form||SKIP_SIGNATURE_VERIFICATION=true CALL_LOG_SYNC=normal CALL_LOG_FILE=@JOURNAL@"
   "/on-hangup json|app|/on-hangup|09-hangup-normalclearing.form||SKIP_SIGNATURE_VERIFICATION=true EVENT_FORMAT=json"
   "/new-call 50 rules|app|/new-call|01-newcall-in.form||SKIP_SIGNATURE_VERIFICATION=true CALL_RULES_FILE=$BENCH/rules-50.toml"
   "/new-call metrics|app|/new-call|01-newcall-in.form||SKIP_SIGNATURE_VERIFICATION=true METRICS=true"
@@ -73,12 +81,18 @@ for tool in cargo curl python3; do
 done
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sipgateio-bench.XXXXXX")"
-SERVER_PID=""
+# The journals go beside the project, not to TMPDIR, which may be tmpfs: a journal in
+# memory would not measure the disk the server will write to.
+mkdir -p "$BENCH/results"
+JOURNAL_FILE_SYSTEM="$(findmnt -n -o FSTYPE,SOURCE -T "$BENCH/results" 2>/dev/null | tr -s ' ' ||
+  stat -f -c %T "$BENCH/results")"
+SERVER_PID="" JOURNAL_DIR=""
 cleanup() {
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -KILL "$SERVER_PID" 2>/dev/null || true
   fi
   rm -rf "$WORK"
+  [[ -z "$JOURNAL_DIR" ]] || rm -rf "$JOURNAL_DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -97,6 +111,12 @@ cp "$APP_BIN" "$WORK/app"
 cp "$BASELINE_BIN" "$WORK/baseline"
 APP_BIN="$WORK/app"
 BASELINE_BIN="$WORK/baseline"
+# The commit is taken now, when the binaries are built: others may commit during the run.
+if COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)"; then
+  (cd "$ROOT" && git diff --quiet HEAD -- src Cargo.toml) || COMMIT="$COMMIT, with uncommitted changes in src/ or Cargo.toml"
+else
+  COMMIT="unknown (not a git checkout)"
+fi
 
 WORKERS="${WORKERS:-$(python3 -c 'import os; print(max(len(os.sched_getaffinity(0)), 4))')}"
 
@@ -160,6 +180,10 @@ settled_lines() {
 
 # CPU time (user + system, clock ticks) of the server process, all threads.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Rows in a journal's events table, read-only (python3's sqlite3: no sqlite3 shell needed).
+journal_rows() {
+  python3 -c 'import sqlite3, sys; print(sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True).execute("SELECT COUNT(*) FROM events").fetchone()[0])' "$1"
+}
 status_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
 
 run_wrk() { # DURATION PATH BODY SIGNATURE
@@ -183,6 +207,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
     sig_file=""
     [[ -n "$sig" ]] && sig_file="$FIXTURES/$sig"
     out="$WORK/events.out"
+    journal=""
+    if [[ "$env_vars" == *@JOURNAL@* ]]; then
+      JOURNAL_DIR="$(mktemp -d "$BENCH/results/journal.XXXXXX")"
+      journal="$JOURNAL_DIR/calls.sqlite"
+      env_vars="${env_vars//@JOURNAL@/$journal}"
+    fi
     start_server "$kind" "$env_vars" "$out"
     # One request first: it must be answered 200 (the signed one proves verification).
     curl_args=(-s -o /dev/null -w '%{http_code}' --max-time 5
@@ -206,6 +236,20 @@ for ((round = 1; round <= ROUNDS; round++)); do
     threads=$(status_kb "$SERVER_PID" Threads)
     lines_after=$(settled_lines "$out")
     stop_server
+    # The journal after the clean stop: a row for each event line printed since the start
+    # (warm-up included) means no answered event was left out; and its size on disk.
+    journal_fields=""
+    if [[ -n "$journal" ]]; then
+      # The -wal is gone after a clean stop, unless the last checkpoint failed.
+      journal_bytes=0
+      for file in "$journal" "$journal-wal"; do
+        [[ -e "$file" ]] && journal_bytes=$((journal_bytes + $(stat -c %s "$file")))
+      done
+      journal_fields=$(printf '\tjournal_rows=%s journal_lines=%s journal_bytes=%s' \
+        "$(journal_rows "$journal")" "$(wc -l <"$out")" "$journal_bytes")
+      rm -rf "$JOURNAL_DIR"
+      JOURNAL_DIR=""
+    fi
     # Event lines the server could not write to stdout go to its log instead (warm-up
     # included); count them, so that a lost line is told from a diverted one.
     diverted=$(grep -c 'could not write the event line' "$WORK/server.log" || true)
@@ -213,9 +257,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
     if [[ -s "$out" ]]; then
       case "$(head -c1 "$out")" in "{") format=json ;; *) format=text ;; esac
     fi
-    printf 'round=%s\tname=%s\t%s\tticks=%s\tlines=%s\tdiverted=%s\thwm_kb=%s\trss_kb=%s\tthreads=%s\tformat=%s\n' \
+    printf 'round=%s\tname=%s\t%s\tticks=%s\tlines=%s\tdiverted=%s\thwm_kb=%s\trss_kb=%s\tthreads=%s\tformat=%s%s\n' \
       "$round" "$name" "${result#BENCH }" "$((ticks_after - ticks_before))" \
-      "$((lines_after - lines_before))" "$diverted" "$hwm" "$rss" "$threads" "$format" >>"$RUNS"
+      "$((lines_after - lines_before))" "$diverted" "$hwm" "$rss" "$threads" "$format" \
+      "$journal_fields" >>"$RUNS"
     echo "  round $round: $name: ${result#BENCH }" >&2
   done
 done
@@ -248,16 +293,12 @@ sed -i '$d' "$WORK/verify.txt"
   echo "command $COMMAND_LINE"
   echo "load wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP), $ROUNDS round(s), WORKERS=$WORKERS"
   echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
-  if commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)"; then
-    (cd "$ROOT" && git diff --quiet HEAD -- src Cargo.toml) || commit="$commit, with uncommitted changes in src/ or Cargo.toml"
-  else
-    commit="unknown (not a git checkout)"
-  fi
-  echo "commit $commit"
+  echo "commit $COMMIT"
   echo "cpu $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), nproc $(nproc)"
   echo "kernel $(uname -sr)"
   echo "rustc $(rustc --version)"
   echo "loadavg $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1, 5, 15 min)"
+  echo "journal_fs $JOURNAL_FILE_SYSTEM (bench/results/)"
 } >"$WORK/meta.txt"
 mkdir -p "$BENCH/results/raw"
 cp "$WORK/runs.tsv" "$WORK/extra.txt" "$WORK/meta.txt" "$WORK/verify.txt" "$BENCH/results/raw/"
