@@ -138,7 +138,8 @@ pub(super) fn fields_json(body: &[u8]) -> String {
             }
         }
     }
-    Value::Object(fields).to_string()
+    // Straight from the map: Value's Display goes through a formatter adapter.
+    serde_json::to_string(&fields).unwrap_or_else(|_| "{}".to_owned())
 }
 
 #[cfg(test)]

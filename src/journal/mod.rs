@@ -36,6 +36,10 @@ pub const COMMIT_WAIT: Duration = Duration::from_secs(3);
 /// (a disk that stopped must not grow the queue without end).
 const QUEUE_LIMIT: usize = 10_000;
 
+/// How often the checkpointer copies the write-ahead log into the file. Off the writer's
+/// thread, so that no commit waits for a checkpoint's fsync.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
 /// How long the writer waits for a lock another process holds on the file (a `sqlite3`
 /// shell in a write transaction) before the commit counts as failed.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,6 +51,9 @@ pub struct Journal {
     failures: Arc<Failures>,
     /// Signalled by the writer when it has written everything and closed the file.
     finished: Mutex<Option<mpsc::Receiver<()>>>,
+    /// Dropping the sender stops the checkpointer; it is joined before the writer stops,
+    /// so the writer's connection is the last and checkpoints the log as it closes.
+    checkpointer: Mutex<Option<(SyncSender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 impl fmt::Debug for Journal {
@@ -94,6 +101,7 @@ impl Journal {
         metrics: Option<JournalMetrics>,
     ) -> Result<Journal, JournalError> {
         let connection = open_for_writing(settings)?;
+        let checkpointer = start_checkpointer(&settings.path)?;
         let failures = Arc::new(Failures::new(settings.path.clone(), metrics.clone()));
         let (queue, received) = mpsc::sync_channel(QUEUE_LIMIT);
         let (finished_tx, finished) = mpsc::sync_channel(1);
@@ -119,6 +127,7 @@ impl Journal {
             queue,
             failures,
             finished: Mutex::new(Some(finished)),
+            checkpointer: Mutex::new(Some(checkpointer)),
         })
     }
 
@@ -176,6 +185,15 @@ impl Journal {
     /// Writes what is still queued and closes the file, waiting `grace` at most. Events
     /// that arrive later are answered without the journal.
     pub fn close(&self, grace: Duration) {
+        let checkpointer = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((stop, thread)) = checkpointer {
+            drop(stop);
+            let _ = thread.join();
+        }
         // A full queue takes the stop message once the writer makes room.
         if self.queue.send(writer::Message::Stop).is_err() {
             return;
@@ -195,6 +213,43 @@ impl Journal {
             }
         }
     }
+}
+
+/// Starts the thread that checkpoints the write-ahead log every [`CHECKPOINT_EVERY`], on
+/// a connection of its own. PASSIVE: it copies what no reader still needs and never waits
+/// for the writer, nor the writer for it. A checkpoint that fails (a full disk) is tried
+/// again at the next turn; the log grows meanwhile, and the commits go on.
+fn start_checkpointer(
+    path: &Path,
+) -> Result<(SyncSender<()>, std::thread::JoinHandle<()>), JournalError> {
+    let refuse = |problem: String| JournalError {
+        path: path.to_owned(),
+        problem,
+    };
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| {
+        refuse(format!(
+            "cannot open it a second time: {}",
+            describe(&error)
+        ))
+    })?;
+    let (stop, stopped) = mpsc::sync_channel::<()>(0);
+    let thread = std::thread::Builder::new()
+        .name("journal-checkpoint".into())
+        .spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(error) =
+                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    log::debug!("call journal: checkpoint deferred: {}", describe(&error));
+                }
+            }
+        })
+        .map_err(|error| refuse(format!("cannot start its checkpoint thread: {error}")))?;
+    Ok((stop, thread))
 }
 
 /// Opens the file, checks it can be the journal, and migrates it; nothing is written to a
@@ -279,6 +334,10 @@ fn open_for_writing(settings: &CallLog) -> Result<Connection, JournalError> {
     };
     connection
         .pragma_update(None, "synchronous", synchronous)
+        .map_err(|error| refuse(describe(&error)))?;
+    // The checkpointer thread does it (start_checkpointer).
+    connection
+        .pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(|error| refuse(describe(&error)))?;
     if version < schema::VERSION {
         let mut connection = connection;

@@ -22,7 +22,9 @@ const STEPS: &[&str] = &[
         rule TEXT,
         fields TEXT NOT NULL
      );
-     CREATE INDEX events_call_id ON events (call_id);
+     -- With the event: a hangup's lookup of its call's newCall and answer is one seek,
+     -- however many events the call has.
+     CREATE INDEX events_call_id ON events (call_id, event);
      CREATE INDEX events_received_at ON events (received_at);",
     // 2: one row per call. A view, so it is always current and costs the writer nothing;
     // julianday() rather than newer time functions, so the sqlite3 of older systems reads it.

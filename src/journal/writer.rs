@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
 
-use rusqlite::{CachedStatement, Connection, TransactionBehavior, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::entry::{Entry, timestamp};
 use super::{Failure, Failures, NotCommitted, describe};
@@ -286,9 +286,11 @@ fn write<'a>(
                                  answering_number, cause, dtmf, rule, fields)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
+        // Two equality lookups, each one seek in the (call_id, event) index; `IN` with
+        // `ORDER BY id` read every event of the call.
         let mut times = transaction.prepare_cached(
-            "SELECT event, received_at FROM events
-             WHERE call_id = ?1 AND event IN ('newCall', 'answer') ORDER BY id",
+            "SELECT received_at FROM events
+             WHERE call_id = ?1 AND event = ?2 ORDER BY id LIMIT 1",
         )?;
         for entry in entries {
             insert.execute(params![
@@ -321,17 +323,14 @@ fn summary(
     times: &mut CachedStatement<'_>,
     hangup: &Entry,
 ) -> rusqlite::Result<Option<CallSummary>> {
-    let mut rows = times.query([&hangup.call_id])?;
-    let (mut started, mut answered) = (None, None);
-    while let Some(row) = rows.next()? {
-        let event: String = row.get(0)?;
-        let at: String = row.get(1)?;
-        match event.as_str() {
-            "newCall" if started.is_none() => started = millis(&at),
-            "answer" if answered.is_none() => answered = millis(&at),
-            _ => {}
-        }
-    }
+    let mut first = |event: &str| -> rusqlite::Result<Option<i64>> {
+        let at: Option<String> = times
+            .query_row(params![hangup.call_id, event], |row| row.get(0))
+            .optional()?;
+        Ok(at.as_deref().and_then(millis))
+    };
+    let started = first("newCall")?;
+    let answered = first("answer")?;
     let (Some(started), Some(ended)) = (started, millis(&hangup.received_at)) else {
         return Ok(None);
     };

@@ -345,7 +345,7 @@ const VERSION_1: &str = "CREATE TABLE events (
         rule TEXT,
         fields TEXT NOT NULL
      );
-     CREATE INDEX events_call_id ON events (call_id);
+     CREATE INDEX events_call_id ON events (call_id, event);
      CREATE INDEX events_received_at ON events (received_at);
      PRAGMA user_version = 1;";
 
