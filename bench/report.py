@@ -128,8 +128,8 @@ def journal_section(by_name, order, emit):
         "the server's clean stop, event lines all that its stdout got from start to stop "
         "(warm-up included), summed over the rounds: equal when every answered event was "
         "committed. File per event: the main file and its -wal after the stop, over the rows. "
-        "Every request repeats one callId, so each hangup's summary query reads all the rows "
-        "of that one call."
+        "Every request repeats one callId; each hangup's summary lookup is one index seek "
+        "however many rows that call has."
     )
     emit("")
     for name, ratio, p99, p99_max, peak, complete in verdicts:
